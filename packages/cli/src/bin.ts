@@ -1,0 +1,84 @@
+/**
+ * The `fsyncd` command: arguments, logger, signals and exit codes live here and nowhere else.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
+import { demo } from './commands/demo.js'
+import { parseTarget, push } from './commands/push.js'
+import { serve } from './commands/serve.js'
+import { Exit } from './exit-codes.js'
+import { createLogger } from './logger.js'
+import { readToken } from './token.js'
+
+const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
+
+function exitCodeOf (err: unknown): number {
+  const code = (err as { code?: unknown }).code
+  if (code === ErrorCode.AUTH || code === ErrorCode.VERSION) return Exit.AUTH
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EPIPE' ||
+      code === ErrorCode.CLOSED || code === ErrorCode.TIMEOUT || code === ErrorCode.BUSY) return Exit.UNREACHABLE
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR' || code === 'EADDRINUSE') return Exit.LOCAL_IO
+  return Exit.INTERNAL
+}
+
+async function main (): Promise<number> {
+  let result: Promise<number> | undefined
+  const parser = yargs(hideBin(process.argv))
+    .scriptName('fsyncd')
+    .version(pkg.version)
+    .usage('$0 <command> [options]\n\nKeep a folder on a server identical to a local folder, sending only what the server lacks.')
+    .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], describe: 'log level (logs go to stderr)' })
+    .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout' })
+    .option('token-file', { type: 'string', describe: 'file holding the shared token (default: $FSYNCD_TOKEN)' })
+    .command('serve <dest>', 'receive changes into DEST', (y) => y
+      .positional('dest', { type: 'string', demandOption: true, describe: 'destination folder (created if missing)' })
+      .option('port', { type: 'number', default: 7000, describe: 'TCP port (0 = any free port)' })
+      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+      .example('FSYNCD_TOKEN=$(cat ~/.fsyncd-token) $0 serve /srv/mirror --host 0.0.0.0', 'serve on every interface, token required')
+      .example('$0 serve /tmp/dest --port 0', 'loopback only, any free port'),
+    (argv) => {
+      const log = createLogger(argv.logLevel)
+      result = serve({ dest: argv.dest, host: argv.host, port: argv.port, token: readToken(argv.tokenFile), json: argv.json }, log)
+    })
+    .command('push <src> <target>', 'reconcile SRC to the server at TARGET (host:port), then watch and push every change', (y) => y
+      .positional('src', { type: 'string', demandOption: true, describe: 'source folder' })
+      .positional('target', { type: 'string', demandOption: true, describe: 'server as host:port' })
+      .option('once', { type: 'boolean', default: false, describe: 'reconcile, wait until the server made it durable, exit' })
+      .option('state-dir', { type: 'string', describe: 'where the client keeps its caches (default: $XDG_STATE_HOME/fsyncd)' })
+      .example('$0 push ~/project 127.0.0.1:7000', 'sync, then keep syncing every change')
+      .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary'),
+    (argv) => {
+      const target = parseTarget(argv.target)
+      if (target === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `target must be host:port, got ${JSON.stringify(argv.target)}`)
+      const log = createLogger(argv.logLevel)
+      result = push({ src: argv.src, ...target, token: readToken(argv.tokenFile), once: argv.once, json: argv.json, stateDir: argv.stateDir }, log)
+    })
+    .command('demo', 'sync the bundled sample folder to a temp folder through a local server, and check the result', (y) => y,
+      (argv) => { result = demo(createLogger(argv.logLevel === 'info' ? 'warn' : argv.logLevel)) })
+    .demandCommand(1, 'name a command: serve, push or demo')
+    .strict()
+    .help()
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err !== undefined && err !== null) throw err
+      process.stderr.write(`fsyncd: ${msg}\n(see fsyncd --help)\n`)
+      result = Promise.resolve(Exit.USAGE)
+    })
+  await parser.parseAsync()
+  return await (result ?? Promise.resolve(Exit.OK))
+}
+
+main().then((code) => {
+  process.exitCode = code
+  // Give pino's transport a moment to flush, then leave even if a handle lingers.
+  setTimeout(() => process.exit(code), 100).unref()
+}, (err: unknown) => {
+  const code = exitCodeOf(err)
+  process.stderr.write(`fsyncd: ${(err as Error).message ?? String(err)}\n`)
+  process.exitCode = code
+  setTimeout(() => process.exit(code), 100).unref()
+})

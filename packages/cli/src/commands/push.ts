@@ -1,0 +1,65 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { PushClient, type PushSummary } from '@fsyncd/client'
+import { Exit } from '../exit-codes.js'
+import { formatSummary } from '../summary.js'
+
+export interface PushArgs {
+  src: string
+  host: string
+  port: number
+  token: string | undefined
+  once: boolean
+  json: boolean
+  stateDir: string | undefined
+}
+
+export function defaultStateDir (): string {
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fsyncd')
+}
+
+/** Parses "host:port" (or "[v6]:port"). */
+export function parseTarget (target: string): { host: string, port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target)
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port < 1 || port > 65535) return undefined
+  return { host: (m[1] ?? m[2]) as string, port }
+}
+
+export async function push (args: PushArgs, log: Logger): Promise<number> {
+  const client = new PushClient({
+    src: args.src,
+    host: args.host,
+    port: args.port,
+    token: args.token,
+    stateDir: args.stateDir ?? defaultStateDir(),
+    log,
+  })
+  const report = (s: PushSummary): void => {
+    process.stdout.write(args.json ? JSON.stringify(s) + '\n' : formatSummary(s))
+  }
+  if (args.once) {
+    const summary = await client.once()
+    report(summary)
+    for (const f of summary.failures) log.error(f, 'not synced')
+    return summary.failures.length > 0 ? Exit.PARTIAL : Exit.OK
+  }
+  let first = true
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'stopping')
+    void client.close()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  await client.watch((s) => {
+    if (first) {
+      first = false
+      if (!args.json) process.stdout.write(`in sync with ${args.host}:${args.port}; watching ${args.src} (Ctrl-C to stop)\n`)
+    }
+    if (args.json) process.stdout.write(JSON.stringify({ event: 'synced', ...s }) + '\n')
+  })
+  report(client.summary)
+  return Exit.OK
+}

@@ -1,0 +1,1 @@
+export { Exit } from "./exit-codes.js"

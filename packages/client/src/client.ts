@@ -1,0 +1,363 @@
+/**
+ * `fsyncd push`: keeps a server's destination equal to a local folder.
+ *
+ *   connect → handshake → is my cached view of the server current (digest)? else list it →
+ *   scan → plan → push (pipelined) → acks → [--once: bye] → watch → rescan dirty paths → plan → …
+ *
+ * A dropped connection is retried with exponential backoff and jitter while the watcher keeps
+ * collecting dirty paths; every reconnect reconciles the whole tree, so nothing is lost.
+ */
+import { createHash } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
+import { connect as tcpConnect } from 'node:net'
+import { join, resolve } from 'node:path'
+import type { Logger } from 'pino'
+import { clientHandshake, Connection, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { LocalTree, loadManifest, saveManifest } from '@fsyncd/tree'
+import { plan } from './planner.js'
+import { type Failure, Uploader, type UploadStats } from './uploader.js'
+import { TreeWatcher } from './watcher.js'
+
+export interface PushOptions {
+  src: string
+  host: string
+  port: number
+  token?: string | undefined
+  /** Where the client keeps its caches (stat stamps, its view of the server). */
+  stateDir: string
+  log: Logger
+  /** Coalescing window for watcher events. */
+  debounceMs?: number
+  /** Full rescan period in watch mode (the watcher is a hint). */
+  rescanIntervalMs?: number
+  /** Reconnect backoff bounds. */
+  retryMinMs?: number
+  retryMaxMs?: number
+}
+
+export interface PushSummary extends UploadStats {
+  /** Bytes this client put on the wire and read from it, framing included. */
+  wireBytesOut: number
+  wireBytesIn: number
+  durationMs: number
+  failures: Failure[]
+  /** True when the server's listing had to be fetched (the cached view was stale or cold). */
+  listed: boolean
+}
+
+interface Link {
+  conn: Connection
+  uploader: Uploader
+  answers: Promise<void>
+}
+
+const MAX_DIRTY_PATHS = 10_000
+
+export class PushClient {
+  readonly #opts: PushOptions
+  readonly #log: Logger
+  readonly #tree: LocalTree
+  readonly #remote = new Manifest()
+  readonly #stateKey: string
+  readonly #summary: PushSummary = {
+    ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0,
+    wireBytesOut: 0, wireBytesIn: 0, durationMs: 0, failures: [], listed: false,
+  }
+
+  #link: Link | undefined
+  #watcher: TreeWatcher | undefined
+  #dirty = new Set<string>()
+  #fullRescan = false
+  #timer: NodeJS.Timeout | undefined
+  #working: Promise<void> = Promise.resolve()
+  #closed = false
+  #wakeClosed: (() => void) | undefined
+  #stateLoaded = false
+
+  constructor (opts: PushOptions) {
+    this.#opts = { ...opts, src: resolve(opts.src) }
+    this.#log = opts.log
+    this.#tree = new LocalTree(this.#opts.src, {
+      ignore: (p) => p === STATE_DIR,
+      onSkip: (path, reason) => this.#log.warn({ path, reason }, 'skipped'),
+    })
+    this.#stateKey = createHash('sha256').update(`${this.#opts.src}\0${opts.host}:${opts.port}`).digest('hex').slice(0, 24)
+  }
+
+  get summary (): PushSummary {
+    return this.#summary
+  }
+
+  /** Reconciles once and returns when the server has made every change durable. */
+  async once (): Promise<PushSummary> {
+    const started = Date.now()
+    await this.#loadState()
+    const link = await this.#connect()
+    try {
+      await this.#reconcile(link)
+      await link.uploader.drain()
+      await link.conn.send({ t: 'bye' })
+      link.conn.close()
+      await link.answers.catch(() => {})
+      await this.#saveState()
+    } finally {
+      this.#retire(link)
+    }
+    this.#summary.durationMs = Date.now() - started
+    return this.#summary
+  }
+
+  /**
+   * Reconciles, then watches and pushes every change until `close()`. Connection failures are
+   * retried forever with backoff; the promise rejects only on an error retrying cannot fix
+   * (authentication, protocol version).
+   */
+  async watch (onSynced?: (s: PushSummary) => void): Promise<void> {
+    await this.#loadState()
+    await mkdir(this.#opts.src, { recursive: true })
+    this.#watcher = await TreeWatcher.start(this.#opts.src, [join(this.#opts.src, STATE_DIR)], (paths) => this.#markDirty(paths), (err) => {
+      this.#log.warn({ err: err.message }, 'watcher error: rescanning everything')
+      this.#markDirty([''])
+    })
+    const rescan = setInterval(() => this.#markDirty(['']), this.#opts.rescanIntervalMs ?? 3_600_000)
+    let attempt = 0
+    try {
+      while (!this.#closed) {
+        let link: Link
+        try {
+          link = await this.#connect()
+        } catch (err) {
+          if (isFatal(err)) throw err
+          const delay = backoff(attempt++, this.#opts.retryMinMs ?? 200, this.#opts.retryMaxMs ?? 30_000)
+          this.#log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot reach the server')
+          await this.#sleep(delay)
+          continue
+        }
+        attempt = 0
+        try {
+          this.#dirty.clear()
+          this.#fullRescan = false
+          await this.#reconcile(link)
+          await link.uploader.drain()
+          await this.#saveState()
+          onSynced?.(this.#summary)
+          this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
+          this.#link = link
+          const ping = setInterval(() => { link.conn.send({ t: 'ping' }).catch(() => {}) }, 30_000)
+          try {
+            if (this.#dirty.size > 0 || this.#fullRescan) this.#schedule()
+            await Promise.race([link.answers, this.#closedPromise()])
+          } finally {
+            clearInterval(ping)
+            this.#link = undefined
+          }
+          if (!this.#closed) this.#log.warn('connection to the server ended; reconnecting')
+        } catch (err) {
+          if (isFatal(err)) throw err
+          if (!this.#closed) this.#log.warn({ err: (err as Error).message }, 'sync interrupted; reconnecting')
+        } finally {
+          await this.#working.catch(() => {})
+          this.#retire(link)
+        }
+        if (!this.#closed) await this.#sleep(backoff(attempt++, this.#opts.retryMinMs ?? 200, this.#opts.retryMaxMs ?? 30_000))
+      }
+    } finally {
+      clearInterval(rescan)
+      clearTimeout(this.#timer)
+      await this.#watcher.close()
+      await this.#saveState().catch(() => {})
+    }
+  }
+
+  /** Stops watching: waits for the change being pushed, then ends the connection. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#timer)
+    await this.#working.catch(() => {})
+    const link = this.#link
+    if (link !== undefined) {
+      await link.uploader.drain().catch(() => {})
+      await link.conn.send({ t: 'bye' }).catch(() => {})
+      link.conn.close()
+    }
+    this.#wakeClosed?.()
+  }
+
+  // ---- connection ----------------------------------------------------------------------------
+
+  async #connect (): Promise<Link> {
+    const socket = tcpConnect({ host: this.#opts.host, port: this.#opts.port, noDelay: true })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', reject)
+    })
+    socket.setTimeout(60_000, () => socket.destroy(new FsyncdError(ErrorCode.TIMEOUT, 'the server stopped answering')))
+    const conn = new Connection(socket)
+    try {
+      await clientHandshake(conn, this.#opts.token)
+      conn.maxFrame = MAX_FRAME
+      const ready = await conn.expect('ready')
+      if (!this.#remote.digest().equals(ready.digest)) {
+        this.#log.info({ entries: ready.entries }, 'fetching the server listing (cached view is cold or stale)')
+        this.#summary.listed = true
+        await conn.send({ t: 'list' })
+        this.#remote.deleteTree('')
+        for (;;) {
+          const batch = await conn.expect('entries')
+          for (const w of batch.entries) {
+            const [p, e] = fromWireEntry(w)
+            this.#remote.set(p, e)
+          }
+          if (batch.done) break
+        }
+      }
+    } catch (err) {
+      conn.destroy()
+      throw err
+    }
+    const uploader = new Uploader(conn, {
+      root: this.#opts.src,
+      remote: this.#remote,
+      onDirty: (p) => this.#markDirty([p]),
+    })
+    const answers = uploader.readAnswers()
+    answers.catch(() => {}) // observed through Promise.race / drain
+    return { conn, uploader, answers }
+  }
+
+  #retire (link: Link): void {
+    const s = this.#summary
+    const u = link.uploader.stats
+    s.ops += u.ops
+    s.filesSent += u.filesSent
+    s.filesDeduplicated += u.filesDeduplicated
+    s.deleted += u.deleted
+    s.dataBytes += u.dataBytes
+    s.literalBytes += u.literalBytes
+    s.wireBytesOut += link.conn.bytesOut
+    s.wireBytesIn += link.conn.bytesIn
+    s.failures.push(...link.uploader.failures)
+    link.conn.destroy()
+  }
+
+  // ---- reconcile and watch --------------------------------------------------------------------
+
+  async #reconcile (link: Link): Promise<void> {
+    const started = Date.now()
+    await this.#tree.scan('')
+    const ops = plan(this.#tree.manifest, this.#remote, [''])
+    this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, scanMs: Date.now() - started }, 'reconciling')
+    await link.uploader.push(ops)
+  }
+
+  #markDirty (paths: string[]): void {
+    for (const p of paths) {
+      if (p === '') this.#fullRescan = true
+      else this.#dirty.add(p)
+    }
+    if (this.#dirty.size > MAX_DIRTY_PATHS) {
+      // A burst this large is cheaper as one rescan than as many small ones.
+      this.#dirty.clear()
+      this.#fullRescan = true
+    }
+    this.#schedule()
+  }
+
+  #schedule (): void {
+    if (this.#timer !== undefined || this.#link === undefined || this.#closed) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#working = this.#working.then(() => this.#pushDirty()).catch((err: unknown) => {
+        this.#log.warn({ err: (err as Error).message }, 'push failed; will reconcile on reconnect')
+        this.#link?.conn.destroy(err as Error)
+      })
+    }, this.#opts.debounceMs ?? 10)
+  }
+
+  async #pushDirty (): Promise<void> {
+    const link = this.#link
+    if (link === undefined) return
+    let scope: string[]
+    if (this.#fullRescan) {
+      scope = ['']
+    } else {
+      // Rescan the topmost dirty paths only; make sure each one's folder is known (a new folder
+      // whose own event was dropped is picked up by scanning from its nearest known ancestor).
+      const dirty = [...this.#dirty].sort()
+      scope = []
+      for (const p of dirty) {
+        let q = p
+        while (parentOf(q) !== '' && this.#tree.manifest.get(parentOf(q))?.kind !== 'dir') q = parentOf(q)
+        if (!scope.some((s) => isWithin(q, s))) scope.push(q)
+      }
+    }
+    this.#dirty.clear()
+    this.#fullRescan = false
+    for (const p of scope) await this.#tree.scan(p)
+    const ops = plan(this.#tree.manifest, this.#remote, scope)
+    if (ops.length === 0) return
+    this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
+    await link.uploader.push(ops)
+    this.#scheduleSave()
+  }
+
+  // ---- state ----------------------------------------------------------------------------------
+
+  #saveTimer: NodeJS.Timeout | undefined
+
+  #scheduleSave (): void {
+    if (this.#saveTimer !== undefined) return
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined
+      this.#saveState().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'cannot save state'))
+    }, 2000)
+    this.#saveTimer.unref()
+  }
+
+  #stateFile (kind: 'local' | 'remote'): string {
+    return join(this.#opts.stateDir, `${this.#stateKey}.${kind}`)
+  }
+
+  async #loadState (): Promise<void> {
+    if (this.#stateLoaded) return
+    this.#stateLoaded = true
+    await mkdir(this.#opts.stateDir, { recursive: true })
+    await this.#tree.load(this.#stateFile('local'))
+    const rows = await loadManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`)
+    for (const [p, e] of rows ?? []) this.#remote.set(p, e)
+  }
+
+  async #saveState (): Promise<void> {
+    clearTimeout(this.#saveTimer)
+    this.#saveTimer = undefined
+    await this.#tree.save(this.#stateFile('local'))
+    // Only a view every op of which was acknowledged is worth keeping; otherwise the next
+    // connect will find the digests differ and list.
+    await saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote)
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  #closedPromise (): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#closed) resolve()
+      else this.#wakeClosed = resolve
+    })
+  }
+
+  async #sleep (ms: number): Promise<void> {
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, ms)), this.#closedPromise()])
+  }
+}
+
+function isFatal (err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return code === ErrorCode.AUTH || code === ErrorCode.VERSION
+}
+
+/** Exponential backoff with full jitter (AWS architecture blog), capped. */
+export function backoff (attempt: number, minMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
+  return Math.round(minMs / 2 + Math.random() * (ceiling - minMs / 2))
+}

@@ -1,0 +1,13 @@
+/**
+ * @fsyncd/client — pushes a local folder to an fsyncd server: scan, plan, upload, watch.
+ *
+ * @example
+ * ```ts
+ * const client = new PushClient({ src: '/src', host: '127.0.0.1', port: 7000, stateDir, log })
+ * const summary = await client.once()        // or: await client.watch()
+ * ```
+ */
+export { PushClient, type PushOptions, type PushSummary, backoff } from './client.js'
+export { plan, type PlannedOp } from './planner.js'
+export { Uploader, type UploadStats, type Failure } from './uploader.js'
+export { TreeWatcher } from './watcher.js'

@@ -1,0 +1,156 @@
+/**
+ * The sync plan: given the local tree and the client's model of the server's tree, the list of
+ * operations that makes the server equal to the local tree, cheapest first. Pure: it reads two
+ * manifests and updates `remote` to what the server will hold once the plan is applied.
+ *
+ * Nothing the server already has is sent again:
+ *  - a folder whose whole subtree now stands at another path becomes one `move`;
+ *  - a file whose content left its old path becomes a `move` of that file;
+ *  - a file whose content the server holds anywhere becomes a `file` with `have` (a local copy);
+ *  - otherwise the file is uploaded (the delta path may still find parts of it on the server).
+ * Deletes come last, so content that copies need is still there when they run.
+ */
+import { createHash } from 'node:crypto'
+import { type Entry, isWithin, type Manifest, parentOf } from '@fsyncd/protocol'
+
+export type FileEntry = Extract<Entry, { kind: 'file' }>
+
+export type PlannedOp =
+  | { t: 'mkdir', path: string, mode: number, mtime: number }
+  | { t: 'symlink', path: string, target: string, mtime: number }
+  | { t: 'delete', path: string }
+  | { t: 'move', from: string, to: string }
+  | { t: 'attrs', path: string, mode: number, mtime: number }
+  /** `have`: the server holds this content somewhere; otherwise upload, with `basis` = the server's old version at this path, if any. */
+  | { t: 'file', path: string, entry: FileEntry, have: boolean, basis: FileEntry | undefined }
+
+/** Paths of both manifests within any of `scope` ('' = everything), sorted so parents come first. */
+function pathsInScope (m: Manifest, scope: readonly string[]): string[] {
+  if (scope.includes('')) return [...m.paths()]
+  const out: string[] = []
+  for (const dir of scope) out.push(...m.subtree(dir))
+  return out
+}
+
+/** A digest of a folder's subtree: relative paths and entries, folder mtimes left out. */
+function subtreeSignature (m: Manifest, dir: string): string {
+  const h = createHash('sha256')
+  const paths = m.subtree(dir).sort()
+  for (const p of paths) {
+    if (p === dir) continue
+    const e = m.get(p) as Entry
+    const rel = p.slice(dir.length)
+    if (e.kind === 'file') h.update(`${rel}\0f${e.mode}\0${e.size}\0${e.mtime}\0`).update(e.hash)
+    else if (e.kind === 'dir') h.update(`${rel}\0d${e.mode}\0`)
+    else h.update(`${rel}\0l${e.target}\0`)
+    h.update('\n')
+  }
+  return `${paths.length}:${h.digest('hex')}`
+}
+
+/** Topmost paths of a set: those with no ancestor in the set. */
+function topmost (paths: Iterable<string>, set: ReadonlySet<string>): string[] {
+  const out: string[] = []
+  for (const p of paths) {
+    let parent = parentOf(p)
+    let covered = false
+    while (parent !== '') {
+      if (set.has(parent)) { covered = true; break }
+      parent = parentOf(parent)
+    }
+    if (!covered) out.push(p)
+  }
+  return out
+}
+
+export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = ['']): PlannedOp[] {
+  const ops: PlannedOp[] = []
+  const localPaths = new Set(pathsInScope(local, scope))
+  const gone = new Set<string>()
+  for (const p of pathsInScope(remote, scope)) {
+    const l = local.get(p)
+    if (l === undefined || l.kind !== (remote.get(p) as Entry).kind) gone.add(p)
+  }
+
+  // 1. Whole folders that moved.
+  const goneDirs = topmost([...gone].filter((p) => remote.get(p)?.kind === 'dir'), gone)
+  if (goneDirs.length > 0) {
+    const bySignature = new Map<string, string>()
+    for (const d of goneDirs) bySignature.set(subtreeSignature(remote, d), d)
+    const newDirs = [...localPaths].filter((p) => local.get(p)?.kind === 'dir' && remote.get(p) === undefined).sort()
+    const moved: string[] = []
+    for (const to of newDirs) {
+      if (moved.some((m) => isWithin(to, m))) continue
+      const sig = subtreeSignature(local, to)
+      const from = bySignature.get(sig)
+      if (from === undefined || sig.startsWith('1:')) continue // an empty folder is cheaper to just create
+      bySignature.delete(sig)
+      ops.push({ t: 'move', from, to })
+      remote.moveTree(from, to)
+      for (const p of [...gone]) if (isWithin(p, from)) gone.delete(p)
+      moved.push(to)
+    }
+  }
+
+  // Content that leaves its path in this plan, by hash: a new file with it is a move, not a copy.
+  const leaving = new Map<string, string[]>()
+  for (const p of gone) {
+    const e = remote.get(p)
+    if (e?.kind !== 'file') continue
+    const key = e.hash.toString('hex')
+    const list = leaving.get(key)
+    if (list === undefined) leaving.set(key, [p])
+    else list.push(p)
+  }
+
+  // 2. Creates and updates, parents before children.
+  for (const p of [...localPaths].sort()) {
+    const l = local.get(p) as Entry
+    let r = remote.get(p)
+    if (r !== undefined && r.kind !== l.kind) {
+      ops.push({ t: 'delete', path: p })
+      remote.deleteTree(p)
+      gone.delete(p)
+      r = undefined
+    }
+    switch (l.kind) {
+      case 'dir':
+        if (r === undefined) ops.push({ t: 'mkdir', path: p, mode: l.mode, mtime: l.mtime })
+        else if (r.kind === 'dir' && (r.mode !== l.mode || r.mtime !== l.mtime)) ops.push({ t: 'attrs', path: p, mode: l.mode, mtime: l.mtime })
+        break
+      case 'link':
+        if (r === undefined || (r.kind === 'link' && r.target !== l.target)) ops.push({ t: 'symlink', path: p, target: l.target, mtime: l.mtime })
+        else if (r.mtime !== l.mtime) ops.push({ t: 'attrs', path: p, mode: 0, mtime: l.mtime })
+        break
+      case 'file': {
+        const old = r?.kind === 'file' ? r : undefined
+        if (old !== undefined && old.hash.equals(l.hash)) {
+          if (old.mode !== l.mode || old.mtime !== l.mtime) ops.push({ t: 'attrs', path: p, mode: l.mode, mtime: l.mtime })
+          break
+        }
+        const from = old === undefined ? leaving.get(l.hash.toString('hex'))?.find((q) => gone.has(q)) : undefined
+        if (from !== undefined) {
+          ops.push({ t: 'move', from, to: p })
+          gone.delete(from)
+          remote.moveTree(from, p)
+          if (remote.get(p)?.kind === 'file') {
+            const moved = remote.get(p) as FileEntry
+            if (moved.mode !== l.mode || moved.mtime !== l.mtime) ops.push({ t: 'attrs', path: p, mode: l.mode, mtime: l.mtime })
+          }
+          break
+        }
+        ops.push({ t: 'file', path: p, entry: l, have: remote.hasContent(l.hash), basis: old })
+        break
+      }
+    }
+    remote.set(p, l)
+  }
+
+  // 3. Deletes, topmost only: removing a folder removes what is inside.
+  for (const p of topmost([...gone].sort(), gone)) {
+    if (!remote.has(p)) continue
+    ops.push({ t: 'delete', path: p })
+    remote.deleteTree(p)
+  }
+  return ops
+}

@@ -1,0 +1,224 @@
+/**
+ * Sends planned operations down one connection, pipelined: many operations and files in flight,
+ * bounded by `maxInflightOps` and `maxInflightBytes`, each retired by the server's ack (durable)
+ * or nack. A `file` whose content the server turns out not to have (nack MISSING) is sent again
+ * with its data. File content goes through `sendContent`: the one place the delta engine plugs in.
+ */
+import { open } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { promisify } from 'node:util'
+import { deflateRaw as deflateRawCb } from 'node:zlib'
+import type { Connection, ErrorCode, Manifest, Operation } from '@fsyncd/protocol'
+import { sameVersion } from '@fsyncd/tree'
+import type { FileEntry, PlannedOp } from './planner.js'
+
+const deflateRaw = promisify(deflateRawCb)
+const CHUNK = 256 * 1024
+
+export interface UploadStats {
+  ops: number
+  filesSent: number
+  filesDeduplicated: number
+  deleted: number
+  /** Bytes of file content the plan needed on the server. */
+  dataBytes: number
+  /** Literal bytes sent after compression. */
+  literalBytes: number
+}
+
+export interface Failure { path: string, code: ErrorCode, message: string }
+
+interface Pending { op: PlannedOp, bytes: number }
+
+export interface UploaderOptions {
+  root: string
+  /** The client's model of the server; invalidated where an operation failed. */
+  remote: Manifest
+  maxInflightOps?: number
+  maxInflightBytes?: number
+  /** Told about a path that must be looked at again (it changed while being sent, or failed). */
+  onDirty?: (path: string) => void
+}
+
+export class Uploader {
+  readonly stats: UploadStats = { ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0 }
+  readonly failures: Failure[] = []
+  readonly #conn: Connection
+  readonly #opts: UploaderOptions
+  readonly #pending = new Map<number, Pending>()
+  #nextId = 1
+  #inflightBytes = 0
+  #waiters: Array<() => void> = []
+  #readError: Error | undefined
+
+  constructor (conn: Connection, opts: UploaderOptions) {
+    this.#conn = conn
+    this.#opts = opts
+  }
+
+  get inflight (): number {
+    return this.#pending.size
+  }
+
+  /** Reads the server's answers until the connection ends. Run it alongside `push`. */
+  async readAnswers (): Promise<void> {
+    try {
+      for await (const { msg } of this.#conn) {
+        if (msg.t === 'ack') {
+          for (const id of msg.ids) this.#retire(id)
+        } else if (msg.t === 'nack') {
+          const p = this.#pending.get(msg.id)
+          this.#retire(msg.id)
+          if (p !== undefined) await this.#onNack(p.op, msg.code, msg.message)
+        } else if (msg.t === 'error') {
+          throw Object.assign(new Error(`server: ${msg.message}`), { code: msg.code })
+        } else if (msg.t !== 'pong') {
+          throw new Error(`unexpected "${msg.t}" from the server`)
+        }
+      }
+      if (this.#pending.size > 0) throw new Error('the server closed the connection with operations unacknowledged')
+    } catch (err) {
+      this.#readError = err as Error
+      throw err
+    } finally {
+      this.#readError ??= new Error('connection closed')
+      this.#wake()
+    }
+  }
+
+  async push (ops: Iterable<PlannedOp>): Promise<void> {
+    for (const op of ops) await this.#send(op)
+  }
+
+  /** Resolves when every operation sent so far is acknowledged (or failed). */
+  async drain (): Promise<void> {
+    while (this.#pending.size > 0) await this.#wait()
+  }
+
+  async #send (op: PlannedOp): Promise<void> {
+    const max = this.#opts.maxInflightOps ?? 4096
+    const maxBytes = this.#opts.maxInflightBytes ?? 64 * 1024 * 1024
+    while (this.#pending.size >= max || this.#inflightBytes >= maxBytes) await this.#wait()
+    const id = this.#nextId++
+    const pending: Pending = { op, bytes: 0 }
+    this.#pending.set(id, pending)
+    this.stats.ops++
+    if (op.t !== 'file') {
+      if (op.t === 'delete') this.stats.deleted++
+      await this.#conn.send(toMessage(op, id))
+      return
+    }
+    const e = op.entry
+    if (op.have) {
+      this.stats.filesDeduplicated++
+      await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true, bases: [] })
+      return
+    }
+    await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: false, bases: [] })
+    const sent = await this.sendContent(id, op.path, e)
+    pending.bytes = sent
+    this.#inflightBytes += sent
+    if (sent < 0) {
+      // The file moved under us: the server dropped it; look again once it is quiet.
+      this.#retire(id)
+      this.#opts.remote.delete(op.path)
+      this.#opts.onDirty?.(op.path)
+      return
+    }
+    this.stats.filesSent++
+    this.stats.dataBytes += e.size
+  }
+
+  /**
+   * Streams the content of `path` as `data` frames and closes it with `end`, or `abort` when the
+   * file is not the version planned (changed since the scan, or while being read). Returns the
+   * literal bytes sent, or -1 when aborted.
+   */
+  async sendContent (id: number, path: string, entry: FileEntry): Promise<number> {
+    const fh = await open(`${this.#opts.root}/${path}`, 'r').catch(() => undefined)
+    if (fh === undefined) {
+      await this.#conn.send({ t: 'abort', id })
+      return -1
+    }
+    let sent = 0
+    try {
+      const before = await fh.stat()
+      const h = createHash('sha256')
+      let compress = true
+      for (;;) {
+        const buf = Buffer.allocUnsafe(CHUNK)
+        const { bytesRead } = await fh.read(buf, 0, CHUNK, null)
+        if (bytesRead === 0) break
+        const chunk = buf.subarray(0, bytesRead)
+        h.update(chunk)
+        let payload = chunk
+        let z: 0 | 1 = 0
+        if (compress && chunk.length >= 512) {
+          const packed = await deflateRaw(chunk, { level: 1 })
+          if (packed.length < chunk.length * 0.9) {
+            payload = packed
+            z = 1
+          } else {
+            compress = false // incompressible data: do not spend CPU on the rest
+          }
+        }
+        await this.#conn.send({ t: 'data', id, z }, payload)
+        sent += payload.length
+        this.stats.literalBytes += payload.length
+      }
+      const after = await fh.stat()
+      if (!sameVersion(before, after) || !h.digest().equals(entry.hash)) {
+        await this.#conn.send({ t: 'abort', id })
+        return -1
+      }
+      await this.#conn.send({ t: 'end', id })
+      return sent
+    } finally {
+      await fh.close()
+    }
+  }
+
+  async #onNack (op: PlannedOp, code: ErrorCode, message: string): Promise<void> {
+    if (op.t === 'file' && op.have && code === 'MISSING') {
+      // Our model said the server had this content; it does not (any more). Send the data.
+      this.stats.filesDeduplicated--
+      await this.#send({ ...op, have: false })
+      return
+    }
+    const path = op.t === 'move' ? op.to : op.path
+    this.failures.push({ path, code, message })
+    // We no longer know what the server holds there: forget it, so the next plan sends it again.
+    this.#opts.remote.deleteTree(path)
+    if (op.t === 'move') this.#opts.remote.deleteTree(op.from)
+  }
+
+  #retire (id: number): void {
+    const p = this.#pending.get(id)
+    if (p === undefined) return
+    this.#pending.delete(id)
+    this.#inflightBytes -= p.bytes
+    this.#wake()
+  }
+
+  async #wait (): Promise<void> {
+    if (this.#readError !== undefined) throw this.#readError
+    await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    if (this.#readError !== undefined) throw this.#readError
+  }
+
+  #wake (): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w()
+  }
+}
+
+function toMessage (op: Exclude<PlannedOp, { t: 'file' }>, id: number): Operation {
+  switch (op.t) {
+    case 'mkdir': return { t: 'mkdir', id, path: op.path, mode: op.mode, mtime: op.mtime }
+    case 'symlink': return { t: 'symlink', id, path: op.path, target: op.target, mtime: op.mtime }
+    case 'delete': return { t: 'delete', id, path: op.path }
+    case 'move': return { t: 'move', id, from: op.from, to: op.to }
+    case 'attrs': return { t: 'attrs', id, path: op.path, mode: op.mode, mtime: op.mtime }
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * A tree as a map path → Entry, with an index content hash → paths. Both sides build one: the
+ * server of its destination, the client of its source and of what it believes the server holds.
+ * `digest()` is computed the same way on both sides, so equal digests at connect mean the
+ * client's cached view of the server is exact and no listing has to cross the wire.
+ */
+import { createHash } from 'node:crypto'
+import type { Entry } from './messages.js'
+import { isWithin } from './paths.js'
+
+export class Manifest {
+  readonly #entries = new Map<string, Entry>()
+  readonly #byHash = new Map<string, Set<string>>()
+
+  get size (): number {
+    return this.#entries.size
+  }
+
+  get (path: string): Entry | undefined {
+    return this.#entries.get(path)
+  }
+
+  has (path: string): boolean {
+    return this.#entries.has(path)
+  }
+
+  entries (): IterableIterator<[string, Entry]> {
+    return this.#entries.entries()
+  }
+
+  paths (): IterableIterator<string> {
+    return this.#entries.keys()
+  }
+
+  set (path: string, entry: Entry): void {
+    this.delete(path)
+    this.#entries.set(path, entry)
+    if (entry.kind === 'file') {
+      const key = entry.hash.toString('hex')
+      let paths = this.#byHash.get(key)
+      if (paths === undefined) this.#byHash.set(key, paths = new Set())
+      paths.add(path)
+    }
+  }
+
+  /** Removes one entry (not its children). */
+  delete (path: string): void {
+    const old = this.#entries.get(path)
+    if (old === undefined) return
+    this.#entries.delete(path)
+    if (old.kind === 'file') {
+      const key = old.hash.toString('hex')
+      const paths = this.#byHash.get(key)
+      paths?.delete(path)
+      if (paths?.size === 0) this.#byHash.delete(key)
+    }
+  }
+
+  /** Paths of `dir` and everything below it ('' = the whole tree). O(n): fine for the sizes a reconcile touches. */
+  subtree (dir: string): string[] {
+    const out: string[] = []
+    for (const p of this.#entries.keys()) if (isWithin(p, dir)) out.push(p)
+    return out
+  }
+
+  deleteTree (dir: string): void {
+    for (const p of this.subtree(dir)) this.delete(p)
+  }
+
+  /** Renames `from` and everything below it to `to`. */
+  moveTree (from: string, to: string): void {
+    const moved: Array<[string, Entry]> = []
+    for (const p of this.subtree(from)) {
+      moved.push([to + p.slice(from.length), this.#entries.get(p) as Entry])
+      this.delete(p)
+    }
+    for (const [p, e] of moved) this.set(p, e)
+  }
+
+  /** Paths holding content with this SHA-256, if any. */
+  pathsWithHash (hash: Buffer): ReadonlySet<string> | undefined {
+    return this.#byHash.get(hash.toString('hex'))
+  }
+
+  hasContent (hash: Buffer): boolean {
+    return this.#byHash.has(hash.toString('hex'))
+  }
+
+  clone (): Manifest {
+    const m = new Manifest()
+    for (const [p, e] of this.#entries) m.set(p, e)
+    return m
+  }
+
+  /**
+   * SHA-256 over the sorted entries: paths, kinds, modes, file sizes, mtimes and hashes, link
+   * targets. Folder mtimes are left out: every change inside a folder moves them, and the server
+   * restores them itself.
+   */
+  digest (): Buffer {
+    const h = createHash('sha256')
+    const paths = [...this.#entries.keys()].sort()
+    for (const p of paths) {
+      const e = this.#entries.get(p) as Entry
+      switch (e.kind) {
+        case 'file': h.update(`${p}\0f\0${e.mode}\0${e.size}\0${e.mtime}\0`).update(e.hash); break
+        case 'dir': h.update(`${p}\0d\0${e.mode}\0`); break
+        case 'link': h.update(`${p}\0l\0${e.target}\0`); break
+      }
+      h.update('\n')
+    }
+    return h.digest()
+  }
+}
+
+/** Entries equal in everything the digest covers. */
+export function sameEntry (a: Entry, b: Entry): boolean {
+  if (a.kind !== b.kind) return false
+  if (a.kind === 'file' && b.kind === 'file') return a.size === b.size && a.mtime === b.mtime && a.mode === b.mode && a.hash.equals(b.hash)
+  if (a.kind === 'dir' && b.kind === 'dir') return a.mode === b.mode
+  if (a.kind === 'link' && b.kind === 'link') return a.target === b.target
+  return false
+}

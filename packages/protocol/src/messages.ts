@@ -1,0 +1,232 @@
+/**
+ * THE wire schema: every message fsyncd sends, and one validator per message that turns the
+ * `unknown` msgpack decodes into a typed message or throws FsyncdError(MALFORMED). Code behind
+ * `validateMessage` trusts what it gets. protocol/SPEC.md describes the same messages in prose.
+ *
+ * Field `t` names the message. Operations from client to server carry an `id` (u32, chosen by
+ * the client); the server answers each with an `ack` once durable or a `nack` with an error code.
+ */
+import { ErrorCode, FsyncdError, isErrorCode } from './errors.js'
+import { checkPath, MAX_PATH_BYTES } from './paths.js'
+
+export const PROTOCOL_VERSION = 1
+export const NONCE_BYTES = 32
+export const HASH_BYTES = 32
+export const MAX_ENTRIES_PER_MESSAGE = 4096
+export const MAX_IDS_PER_ACK = 8192
+export const MAX_RANGES_PER_COPY = 4096
+
+/** A file, folder or symlink as both sides describe it. Modes are permission bits (& 0o7777); mtimes are integer ms. */
+export type Entry =
+  | { kind: 'file', mode: number, mtime: number, size: number, hash: Buffer }
+  | { kind: 'dir', mode: number, mtime: number }
+  | { kind: 'link', mtime: number, target: string }
+
+/** An entry on the wire: [path, kind 0|1|2, mode, mtime, size, hash | target | null] — arrays keep 100k-entry listings small. */
+export type WireEntry = [string, number, number, number, number, Buffer | string | null]
+
+// ---- handshake -------------------------------------------------------------------------------
+export interface Hello { t: 'hello', version: number, nonce: Buffer }
+export interface Challenge { t: 'challenge', version: number, nonce: Buffer, auth: 'hmac' | 'none', proof: Buffer | null }
+export interface Auth { t: 'auth', proof: Buffer | null }
+/** Sent once the client is authenticated: the digest of the server's manifest, so a client whose cached view matches needs no listing. */
+export interface Ready { t: 'ready', digest: Buffer, entries: number }
+
+// ---- listing --------------------------------------------------------------------------------
+export interface List { t: 'list' }
+export interface Entries { t: 'entries', entries: WireEntry[], done: boolean }
+
+// ---- operations (client → server) ------------------------------------------------------------
+export interface Mkdir { t: 'mkdir', id: number, path: string, mode: number, mtime: number }
+export interface Symlink { t: 'symlink', id: number, path: string, target: string, mtime: number }
+export interface Delete { t: 'delete', id: number, path: string }
+export interface Move { t: 'move', id: number, from: string, to: string }
+export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mtime: number }
+/**
+ * A file with content `hash`. With `have: true` the server builds it from content it already
+ * holds (nack MISSING if it does not); otherwise `data`/`copy` messages follow, closed by `end`.
+ * `bases` lists server content (by hash) that `copy` ranges refer to by index.
+ */
+export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, bases: Buffer[] }
+/** Literal bytes of file `id` in the frame's payload; `z` 1 = deflate-raw compressed. */
+export interface Data { t: 'data', id: number, z: 0 | 1 }
+/** Ranges [base index, offset, length] of server content to append to file `id`. */
+export interface Copy { t: 'copy', id: number, ranges: Array<[number, number, number]> }
+export interface End { t: 'end', id: number }
+/** The client gave up on file `id` (it changed while being read); the server discards it. */
+export interface Abort { t: 'abort', id: number }
+export interface Bye { t: 'bye' }
+export interface Ping { t: 'ping' }
+
+// ---- answers (server → client) ---------------------------------------------------------------
+export interface Ack { t: 'ack', ids: number[] }
+export interface Nack { t: 'nack', id: number, code: ErrorCode, message: string }
+export interface ErrorMessage { t: 'error', code: ErrorCode, message: string }
+export interface Pong { t: 'pong' }
+
+export type Operation = Mkdir | Symlink | Delete | Move | Attrs | PutFile
+export type Message =
+  | Hello | Challenge | Auth | Ready | List | Entries
+  | Operation | Data | Copy | End | Abort | Bye | Ping
+  | Ack | Nack | ErrorMessage | Pong
+export type MessageType = Message['t']
+
+// ---- validators --------------------------------------------------------------------------------
+type Obj = Record<string, unknown>
+
+function fail (what: string): never {
+  throw new FsyncdError(ErrorCode.MALFORMED, what)
+}
+
+function uint (o: Obj, key: string, max = Number.MAX_SAFE_INTEGER): number {
+  const v = o[key]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`${String(o.t)}.${key} must be an integer in 0..${max}`)
+  return v
+}
+
+function int (o: Obj, key: string): number {
+  const v = o[key]
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(`${String(o.t)}.${key} must be an integer`)
+  return v
+}
+
+function bytes (o: Obj, key: string, length: number): Buffer {
+  const v = o[key]
+  if (!(v instanceof Uint8Array) || v.length !== length) fail(`${String(o.t)}.${key} must be ${length} bytes`)
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+}
+
+function bytesOrNull (o: Obj, key: string, length: number): Buffer | null {
+  return o[key] === null || o[key] === undefined ? null : bytes(o, key, length)
+}
+
+function text (o: Obj, key: string, maxBytes: number): string {
+  const v = o[key]
+  if (typeof v !== 'string' || v.length > maxBytes || Buffer.byteLength(v) > maxBytes) fail(`${String(o.t)}.${key} must be a string of at most ${maxBytes} bytes`)
+  return v
+}
+
+function path (o: Obj, key: string): string {
+  const p = text(o, key, MAX_PATH_BYTES)
+  try {
+    return checkPath(p)
+  } catch (err) {
+    throw new FsyncdError(ErrorCode.BAD_PATH, `${String(o.t)}.${key}: ${(err as Error).message}`)
+  }
+}
+
+function linkTarget (o: Obj, key: string): string {
+  const v = text(o, key, MAX_PATH_BYTES)
+  if (v.length === 0 || v.includes('\0')) fail(`${String(o.t)}.${key} must be a non-empty link target without NUL`)
+  return v
+}
+
+function list (o: Obj, key: string, max: number): unknown[] {
+  const v = o[key]
+  if (!Array.isArray(v) || v.length > max) fail(`${String(o.t)}.${key} must be an array of at most ${max} items`)
+  return v
+}
+
+function bool (o: Obj, key: string): boolean {
+  const v = o[key]
+  if (typeof v !== 'boolean') fail(`${String(o.t)}.${key} must be a boolean`)
+  return v
+}
+
+const MODE_MAX = 0o7777
+const ID_MAX = 0xffffffff
+
+function wireEntry (v: unknown): WireEntry {
+  if (!Array.isArray(v) || v.length !== 6) fail('entries: an entry must be an array of 6')
+  const o: Obj = { t: 'entries', path: v[0], kind: v[1], mode: v[2], mtime: v[3], size: v[4], x: v[5] }
+  const p = path(o, 'path')
+  const kind = uint(o, 'kind', 2)
+  const mode = uint(o, 'mode', MODE_MAX)
+  const mtime = int(o, 'mtime')
+  const size = uint(o, 'size')
+  const x = kind === 0 ? bytes(o, 'x', 32) : kind === 2 ? linkTarget(o, 'x') : null
+  return [p, kind, mode, mtime, size, x]
+}
+
+function errorCode (o: Obj): ErrorCode {
+  if (!isErrorCode(o.code)) fail(`${String(o.t)}.code is not a known error code`)
+  return o.code
+}
+
+const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> } = {
+  hello: (o) => ({ t: 'hello', version: uint(o, 'version', 0xffff), nonce: bytes(o, 'nonce', NONCE_BYTES) }),
+  challenge: (o) => {
+    const auth = o.auth
+    if (auth !== 'hmac' && auth !== 'none') fail('challenge.auth must be "hmac" or "none"')
+    return { t: 'challenge', version: uint(o, 'version', 0xffff), nonce: bytes(o, 'nonce', NONCE_BYTES), auth, proof: bytesOrNull(o, 'proof', HASH_BYTES) }
+  },
+  auth: (o) => ({ t: 'auth', proof: bytesOrNull(o, 'proof', HASH_BYTES) }),
+  ready: (o) => ({ t: 'ready', digest: bytes(o, 'digest', HASH_BYTES), entries: uint(o, 'entries') }),
+  list: () => ({ t: 'list' }),
+  entries: (o) => ({ t: 'entries', entries: list(o, 'entries', MAX_ENTRIES_PER_MESSAGE).map(wireEntry), done: bool(o, 'done') }),
+  mkdir: (o) => ({ t: 'mkdir', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: int(o, 'mtime') }),
+  symlink: (o) => ({ t: 'symlink', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), target: linkTarget(o, 'target'), mtime: int(o, 'mtime') }),
+  delete: (o) => ({ t: 'delete', id: uint(o, 'id', ID_MAX), path: path(o, 'path') }),
+  move: (o) => ({ t: 'move', id: uint(o, 'id', ID_MAX), from: path(o, 'from'), to: path(o, 'to') }),
+  attrs: (o) => ({ t: 'attrs', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: int(o, 'mtime') }),
+  file: (o) => ({
+    t: 'file',
+    id: uint(o, 'id', ID_MAX),
+    path: path(o, 'path'),
+    size: uint(o, 'size'),
+    mode: uint(o, 'mode', MODE_MAX),
+    mtime: int(o, 'mtime'),
+    hash: bytes(o, 'hash', HASH_BYTES),
+    have: o.have === undefined ? false : bool(o, 'have'),
+    bases: o.bases === undefined ? [] : list(o, 'bases', 1024).map((b) => bytes({ t: 'file', b }, 'b', HASH_BYTES)),
+  }),
+  data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 1) as 0 | 1 }),
+  copy: (o) => ({
+    t: 'copy',
+    id: uint(o, 'id', ID_MAX),
+    ranges: list(o, 'ranges', MAX_RANGES_PER_COPY).map((r) => {
+      if (!Array.isArray(r) || r.length !== 3) fail('copy.ranges: a range must be [base, offset, length]')
+      const ro: Obj = { t: 'copy', base: r[0], offset: r[1], length: r[2] }
+      return [uint(ro, 'base', 1023), uint(ro, 'offset'), uint(ro, 'length')] as [number, number, number]
+    }),
+  }),
+  end: (o) => ({ t: 'end', id: uint(o, 'id', ID_MAX) }),
+  abort: (o) => ({ t: 'abort', id: uint(o, 'id', ID_MAX) }),
+  bye: () => ({ t: 'bye' }),
+  ping: () => ({ t: 'ping' }),
+  ack: (o) => ({ t: 'ack', ids: list(o, 'ids', MAX_IDS_PER_ACK).map((id) => uint({ t: 'ack', id }, 'id', ID_MAX)) }),
+  nack: (o) => ({ t: 'nack', id: uint(o, 'id', ID_MAX), code: errorCode(o), message: text(o, 'message', 4096) }),
+  error: (o) => ({ t: 'error', code: errorCode(o), message: text(o, 'message', 4096) }),
+  pong: () => ({ t: 'pong' }),
+}
+
+/** Turns a decoded msgpack value into a typed message, or throws FsyncdError (MALFORMED or BAD_PATH). */
+export function validateMessage (value: unknown): Message {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) fail('a message must be a map')
+  const o = value as Obj
+  const type = o.t
+  if (typeof type !== 'string' || !Object.hasOwn(validators, type)) fail(`unknown message type ${JSON.stringify(String(type)).slice(0, 40)}`)
+  return validators[type as MessageType](o)
+}
+
+export function isOperation (m: Message): m is Operation {
+  return m.t === 'mkdir' || m.t === 'symlink' || m.t === 'delete' || m.t === 'move' || m.t === 'attrs' || m.t === 'file'
+}
+
+// ---- entries on the wire -----------------------------------------------------------------------
+const KIND_CODE = { file: 0, dir: 1, link: 2 } as const
+
+export function toWireEntry (path: string, e: Entry): WireEntry {
+  switch (e.kind) {
+    case 'file': return [path, 0, e.mode, e.mtime, e.size, e.hash]
+    case 'dir': return [path, 1, e.mode, e.mtime, 0, null]
+    case 'link': return [path, 2, 0, e.mtime, 0, e.target]
+  }
+}
+
+export function fromWireEntry (w: WireEntry): [string, Entry] {
+  const [p, kind, mode, mtime, size, x] = w
+  if (kind === KIND_CODE.file) return [p, { kind: 'file', mode, mtime, size, hash: x as Buffer }]
+  if (kind === KIND_CODE.dir) return [p, { kind: 'dir', mode, mtime }]
+  return [p, { kind: 'link', mtime, target: x as string }]
+}

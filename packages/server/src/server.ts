@@ -1,0 +1,110 @@
+/**
+ * `fsyncd serve`: a TCP listener that runs one Session per connection against one Store.
+ * Binds 127.0.0.1 unless told otherwise; without a token it accepts loopback peers only.
+ * Lifecycle (after undici's dispatcher): `listen()` once, `close()` stops accepting and lets
+ * sessions finish, `destroy()` cuts them.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import type { Logger } from 'pino'
+import { Connection, ErrorCode } from '@fsyncd/protocol'
+import { Session } from './session.js'
+import { Store } from './store.js'
+
+export interface SyncServerOptions {
+  dest: string
+  host?: string
+  port?: number
+  /** Shared secret; undefined = no auth, loopback clients only. */
+  token?: string | undefined
+  log: Logger
+  maxConnections?: number
+  authTimeoutMs?: number
+  /** A connection that sends nothing for this long is closed (clients ping while idle). */
+  idleTimeoutMs?: number
+}
+
+export function isLoopback (address: string | undefined): boolean {
+  if (address === undefined) return false
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
+}
+
+export class SyncServer {
+  readonly #opts: SyncServerOptions
+  readonly #log: Logger
+  readonly #sockets = new Set<Socket>()
+  readonly #sessions = new Set<Promise<void>>()
+  #server: Server | undefined
+  #store: Store | undefined
+
+  constructor (opts: SyncServerOptions) {
+    this.#opts = opts
+    this.#log = opts.log
+  }
+
+  get store (): Store | undefined {
+    return this.#store
+  }
+
+  /** Opens the destination and starts listening. Resolves with the bound address. */
+  async listen (): Promise<AddressInfo> {
+    if (this.#server !== undefined) throw new Error('already listening')
+    const started = Date.now()
+    this.#store = await Store.open(this.#opts.dest, {
+      onSkip: (path, reason) => this.#log.warn({ path, reason }, 'skipped'),
+    })
+    this.#log.info({ dest: this.#opts.dest, entries: this.#store.manifest.size, ms: Date.now() - started }, 'destination indexed')
+    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
+    this.#server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.#opts.port ?? 7000, this.#opts.host ?? '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    return server.address() as AddressInfo
+  }
+
+  #accept (socket: Socket): void {
+    const store = this.#store as Store
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+    const log = this.#log.child({ peer })
+    const conn = new Connection(socket)
+    if (this.#sockets.size >= (this.#opts.maxConnections ?? 32)) {
+      log.warn('too many connections: refused')
+      void conn.fail(ErrorCode.BUSY, 'too many connections')
+      return
+    }
+    if (this.#opts.token === undefined && !isLoopback(socket.remoteAddress)) {
+      log.warn('non-loopback client refused: the server runs without a token')
+      void conn.fail(ErrorCode.AUTH, 'this server has no token and accepts loopback clients only')
+      return
+    }
+    this.#sockets.add(socket)
+    socket.setTimeout(this.#opts.idleTimeoutMs ?? 120_000, () => {
+      log.info('idle timeout')
+      void conn.fail(ErrorCode.TIMEOUT, 'idle for too long')
+    })
+    socket.on('close', () => this.#sockets.delete(socket))
+    const session = new Session(conn, store, log, this.#opts.token)
+    const done = session.run({ authTimeoutMs: this.#opts.authTimeoutMs ?? 10_000 }).finally(() => {
+      this.#sessions.delete(done)
+      log.info(session.stats, 'session ended')
+    })
+    this.#sessions.add(done)
+  }
+
+  /** Stops accepting, waits for sessions to end (or cuts them after `graceMs`), saves the index. */
+  async close (graceMs = 5000): Promise<void> {
+    const server = this.#server
+    if (server === undefined) return
+    this.#server = undefined
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    const timer = setTimeout(() => { for (const s of this.#sockets) s.destroy() }, graceMs)
+    await Promise.allSettled([...this.#sessions])
+    clearTimeout(timer)
+    for (const s of this.#sockets) s.destroy()
+    await closed
+    await this.#store?.close()
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * One client connection: handshake, then a dispatch loop that applies operations in the order
+ * they arrive and acknowledges them in groups once `Store.flush()` made them durable. Messages
+ * that fit the state but fail to apply (a bad path, a missing base, a full disk) are answered
+ * with a `nack` and the session goes on; a protocol violation ends this connection only.
+ */
+import { inflateRawSync } from 'node:zlib'
+import type { Logger } from 'pino'
+import {
+  type Connection, ErrorCode, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
+  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK,
+} from '@fsyncd/protocol'
+import type { IncomingFile } from './incoming-file.js'
+import type { Store } from './store.js'
+
+/** Group commit bounds: flush at least this often even when the client keeps the pipe full. */
+const FLUSH_EVERY_OPS = 512
+const FLUSH_EVERY_BYTES = 64 * 1024 * 1024
+/** Max size a compressed data chunk may inflate to. */
+const MAX_INFLATED = 8 * 1024 * 1024
+
+interface Upload {
+  op: PutFile
+  file: IncomingFile | undefined
+  failed: boolean
+}
+
+export interface SessionStats {
+  ops: number
+  bytesIn: number
+  bytesOut: number
+}
+
+export class Session {
+  readonly #conn: Connection
+  readonly #store: Store
+  readonly #log: Logger
+  readonly #token: string | undefined
+  readonly #uploads = new Map<number, Upload>()
+  #pendingAcks: number[] = []
+  #bytesSinceFlush = 0
+  readonly stats: SessionStats = { ops: 0, bytesIn: 0, bytesOut: 0 }
+
+  constructor (conn: Connection, store: Store, log: Logger, token: string | undefined) {
+    this.#conn = conn
+    this.#store = store
+    this.#log = log
+    this.#token = token
+  }
+
+  /** Runs the session to its end. Never throws: errors are logged and sent to the peer. */
+  async run (opts: { authTimeoutMs: number, onAuthenticated?: () => void }): Promise<void> {
+    const conn = this.#conn
+    try {
+      const timer = setTimeout(() => { void conn.fail(ErrorCode.TIMEOUT, 'authentication took too long') }, opts.authTimeoutMs)
+      try {
+        await serverHandshake(conn, this.#token)
+      } finally {
+        clearTimeout(timer)
+      }
+      opts.onAuthenticated?.()
+      conn.maxFrame = MAX_FRAME
+      this.#log.info('client authenticated')
+      const manifest = this.#store.manifest
+      await conn.send({ t: 'ready', digest: manifest.digest(), entries: manifest.size })
+      await this.#loop()
+    } catch (err) {
+      const e = err instanceof FsyncdError ? err : new FsyncdError(ErrorCode.IO, (err as Error).message, { cause: err })
+      if (e.code === ErrorCode.CLOSED) this.#log.info({ err: e.message }, 'connection closed')
+      else this.#log.warn({ code: e.code, err: e.message }, 'session ended with an error')
+      await conn.fail(e.code, e.message)
+    } finally {
+      for (const u of this.#uploads.values()) await u.file?.discard()
+      this.#uploads.clear()
+      this.stats.bytesIn = conn.bytesIn
+      this.stats.bytesOut = conn.bytesOut
+    }
+  }
+
+  async #loop (): Promise<void> {
+    const conn = this.#conn
+    for (;;) {
+      // Nothing more waiting: make what we did durable and say so before blocking on the socket.
+      if (!conn.hasQueued && this.#pendingAcks.length > 0) await this.#flush()
+      const item = await conn.next()
+      if (item === undefined) {
+        await this.#flush()
+        return
+      }
+      const { msg, payload } = item
+      if (msg.t === 'bye') {
+        await this.#flush()
+        this.#log.info('client said bye')
+        conn.close()
+        return
+      }
+      await this.#dispatch(msg, payload)
+      if (this.#pendingAcks.length >= FLUSH_EVERY_OPS || this.#bytesSinceFlush >= FLUSH_EVERY_BYTES) await this.#flush()
+    }
+  }
+
+  async #dispatch (msg: Message, payload: Buffer): Promise<void> {
+    const store = this.#store
+    switch (msg.t) {
+      case 'ping': return await this.#conn.send({ t: 'pong' })
+      case 'list': return await this.#sendListing()
+      case 'mkdir': return await this.#apply(msg.id, () => store.mkdir(msg.path, msg.mode, msg.mtime))
+      case 'symlink': return await this.#apply(msg.id, () => store.symlink(msg.path, msg.target, msg.mtime))
+      case 'delete': return await this.#apply(msg.id, () => store.remove(msg.path))
+      case 'move': return await this.#apply(msg.id, () => store.move(msg.from, msg.to))
+      case 'attrs': return await this.#apply(msg.id, () => store.setAttrs(msg.path, msg.mode, msg.mtime))
+      case 'file':
+        if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, msg))
+        return await this.#beginUpload(msg)
+      case 'data': return await this.#onUpload(msg.id, async (u) => {
+        const data = msg.z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED }) : payload
+        this.#bytesSinceFlush += data.length
+        await u.write(data)
+      })
+      case 'copy': return await this.#onUpload(msg.id, async (u, op) => {
+        for (const [base, offset, length] of msg.ranges) {
+          const hash = op.bases[base]
+          if (hash === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `copy refers to base ${base} of ${op.bases.length}`)
+          this.#bytesSinceFlush += length
+          await u.copy(hash, offset, length)
+        }
+      })
+      case 'end': return await this.#endUpload(msg.id)
+      case 'abort': {
+        const u = this.#uploads.get(msg.id)
+        this.#uploads.delete(msg.id)
+        await u?.file?.discard()
+        return
+      }
+      default:
+        throw new FsyncdError(ErrorCode.UNEXPECTED, `"${msg.t}" is not a message a client sends after the handshake`)
+    }
+  }
+
+  async #sendListing (): Promise<void> {
+    let batch = []
+    for (const [p, e] of this.#store.manifest.entries()) {
+      batch.push(toWireEntry(p, e))
+      if (batch.length === MAX_ENTRIES_PER_MESSAGE) {
+        await this.#conn.send({ t: 'entries', entries: batch, done: false })
+        batch = []
+      }
+    }
+    await this.#conn.send({ t: 'entries', entries: batch, done: true })
+  }
+
+  async #beginUpload (op: PutFile): Promise<void> {
+    if (this.#uploads.has(op.id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${op.id} is already open`)
+    if (this.#uploads.size >= 64) throw new FsyncdError(ErrorCode.UNEXPECTED, 'more than 64 files open at once')
+    const upload: Upload = { op, file: undefined, failed: false }
+    this.#uploads.set(op.id, upload)
+    try {
+      upload.file = await this.#store.beginFile(op.path)
+    } catch (err) {
+      upload.failed = true
+      await this.#nack(op.id, err)
+    }
+  }
+
+  /** Feeds an open upload; after a failure its remaining messages are dropped (the nack went out). */
+  async #onUpload (id: number, fn: (file: IncomingFile, op: PutFile) => Promise<void>): Promise<void> {
+    const u = this.#uploads.get(id)
+    if (u === undefined) throw new FsyncdError(ErrorCode.UNEXPECTED, `no open file with id ${id}`)
+    if (u.failed || u.file === undefined) return
+    try {
+      await fn(u.file, u.op)
+    } catch (err) {
+      if (err instanceof FsyncdError && err.code === ErrorCode.MALFORMED) throw err
+      u.failed = true
+      await u.file.discard()
+      await this.#nack(id, err)
+    }
+  }
+
+  async #endUpload (id: number): Promise<void> {
+    const u = this.#uploads.get(id)
+    if (u === undefined) throw new FsyncdError(ErrorCode.UNEXPECTED, `no open file with id ${id}`)
+    this.#uploads.delete(id)
+    if (u.failed || u.file === undefined) return
+    const file = u.file
+    await this.#apply(id, () => this.#store.commitFile(file, u.op.path, u.op))
+  }
+
+  async #apply (id: number, fn: () => Promise<void>): Promise<void> {
+    this.stats.ops++
+    try {
+      await fn()
+      this.#pendingAcks.push(id)
+    } catch (err) {
+      await this.#nack(id, err)
+    }
+  }
+
+  async #nack (id: number, err: unknown): Promise<void> {
+    const code = err instanceof FsyncdError ? err.code : codeOfSystemError(err)
+    const message = (err as Error).message
+    this.#log.warn({ id, code, err: message }, 'operation failed')
+    await this.#conn.send({ t: 'nack', id, code, message: message.slice(0, 4000) })
+  }
+
+  async #flush (): Promise<void> {
+    if (this.#pendingAcks.length === 0 && this.#bytesSinceFlush === 0) return
+    await this.#store.flush()
+    const ids = this.#pendingAcks
+    this.#pendingAcks = []
+    this.#bytesSinceFlush = 0
+    for (let i = 0; i < ids.length; i += MAX_IDS_PER_ACK) {
+      await this.#conn.send({ t: 'ack', ids: ids.slice(i, i + MAX_IDS_PER_ACK) })
+    }
+    this.#store.scheduleIndexSave()
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * The destination on disk. Every change is atomic and durable before it is acknowledged:
+ * a file is written to a temp file in DEST/.fsyncd/tmp (same filesystem), its SHA-256 checked
+ * against what the client announced, fsynced, renamed into place; `flush()` then fsyncs every
+ * folder whose entries changed (one fsync per folder per batch: group commit) and only after
+ * that may the session acknowledge. No reader ever sees a half-written file at its final name.
+ *
+ * Paths arrive canonical (validated by the protocol); the store additionally refuses to go
+ * through a symlinked folder, so a client cannot write outside DEST by planting a link.
+ */
+import { constants, type Stats } from 'node:fs'
+import { chmod, copyFile, lstat, mkdir, open, rename, rm, symlink, unlink, utimes, lutimes, type FileHandle } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { type Entry, ErrorCode, FsyncdError, type Manifest, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { hashFile, LocalTree, mtimeOf } from '@fsyncd/tree'
+import { IncomingFile } from './incoming-file.js'
+
+export interface StoreOptions {
+  onSkip?: (path: string, reason: string) => void
+}
+
+export class Store {
+  readonly root: string
+  readonly tree: LocalTree
+  readonly #tmpDir: string
+  readonly #indexFile: string
+  /** Folders (wire paths, '' = root) whose entries changed since the last flush. */
+  readonly #dirty = new Set<string>()
+  /** Folders known to be real folders (not links) since the last structural change. */
+  #safeDirs = new Set<string>([''])
+  #saveTimer: NodeJS.Timeout | undefined
+
+  private constructor (root: string, opts: StoreOptions) {
+    this.root = root
+    this.#tmpDir = join(root, STATE_DIR, 'tmp')
+    this.#indexFile = join(root, STATE_DIR, 'index')
+    this.tree = new LocalTree(root, { ignore: (p) => p === STATE_DIR, ...(opts.onSkip ? { onSkip: opts.onSkip } : {}) })
+  }
+
+  /**
+   * Opens DEST (created if missing): sweeps temp files a crash left, loads the cached index and
+   * verifies it against the disk (re-hashing only files whose stat changed).
+   */
+  static async open (root: string, opts: StoreOptions = {}): Promise<Store> {
+    const store = new Store(root, opts)
+    await mkdir(root, { recursive: true })
+    await rm(store.#tmpDir, { recursive: true, force: true })
+    await mkdir(store.#tmpDir, { recursive: true })
+    await store.tree.load(store.#indexFile)
+    await store.tree.scan('')
+    await store.saveIndex()
+    return store
+  }
+
+  get manifest (): Manifest {
+    return this.tree.manifest
+  }
+
+  abs (path: string): string {
+    return this.tree.abs(path)
+  }
+
+  tempPath (): string {
+    return join(this.#tmpDir, randomBytes(8).toString('hex'))
+  }
+
+  // ---- operations ------------------------------------------------------------------------------
+
+  async mkdir (path: string, mode: number, mtime: number): Promise<void> {
+    await this.#prepareParent(path)
+    const abs = this.abs(path)
+    const st = await lstatOrUndefined(abs)
+    if (st !== undefined && !st.isDirectory()) await this.#removeAt(path)
+    if (st === undefined || !st.isDirectory()) {
+      await mkdir(abs, { mode })
+      this.#dirty.add(parentOf(path))
+    }
+    await chmod(abs, mode)
+    await utimes(abs, new Date(mtime), new Date(mtime))
+    this.#safeDirs.add(path)
+    this.tree.record(path, { kind: 'dir', mode, mtime })
+  }
+
+  async symlink (path: string, target: string, mtime: number): Promise<void> {
+    await this.#prepareParent(path)
+    // Built aside and renamed over, so the old entry is replaced atomically.
+    const tmp = this.tempPath()
+    await symlink(target, tmp)
+    await lutimes(tmp, new Date(mtime), new Date(mtime))
+    await this.#replaceWith(tmp, path)
+    this.tree.record(path, { kind: 'link', mtime, target })
+  }
+
+  async remove (path: string): Promise<void> {
+    await this.#checkParents(path)
+    await this.#removeAt(path)
+  }
+
+  async move (from: string, to: string): Promise<void> {
+    await this.#checkParents(from)
+    if (await lstatOrUndefined(this.abs(from)) === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing to move at ${from}`)
+    await this.#prepareParent(to)
+    const existing = await lstatOrUndefined(this.abs(to))
+    if (existing?.isDirectory() === true) await this.#removeAt(to)
+    await rename(this.abs(from), this.abs(to))
+    this.#dirty.add(parentOf(from))
+    this.#dirty.add(parentOf(to))
+    this.#safeDirs = new Set([''])
+    this.tree.forget(to)
+    this.tree.forgetMove(from, to)
+  }
+
+  async setAttrs (path: string, mode: number, mtime: number): Promise<void> {
+    await this.#checkParents(path)
+    const abs = this.abs(path)
+    const entry = this.manifest.get(path)
+    const st = await lstatOrUndefined(abs)
+    if (st === undefined || entry === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing at ${path}`)
+    if (st.isSymbolicLink()) {
+      await lutimes(abs, new Date(mtime), new Date(mtime))
+    } else {
+      await chmod(abs, mode)
+      await utimes(abs, new Date(mtime), new Date(mtime))
+    }
+    const after = await lstat(abs)
+    if (entry.kind === 'link') this.tree.record(path, { ...entry, mtime })
+    else this.tree.record(path, { ...entry, mode, mtime }, after)
+    this.#dirty.add(parentOf(path))
+  }
+
+  /** Starts receiving a file; the caller writes data into it, then `commitFile`. */
+  async beginFile (path: string): Promise<IncomingFile> {
+    await this.#checkParents(path)
+    return await IncomingFile.create(this.tempPath(), async (hash) => { const p = await this.#pathOfContent(hash); return p === undefined ? undefined : this.abs(p) })
+  }
+
+  /** Builds `path` from content the server already holds (by SHA-256): no data crosses the wire. */
+  async fileFromContent (path: string, meta: { hash: Buffer, size: number, mode: number, mtime: number }): Promise<void> {
+    await this.#checkParents(path)
+    const source = await this.#pathOfContent(meta.hash)
+    if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
+    const tmp = this.tempPath()
+    try {
+      // A reflink where the filesystem can, a copy elsewhere.
+      await copyFile(this.abs(source), tmp, constants.COPYFILE_FICLONE)
+      const fh = await open(tmp, 'r+')
+      try {
+        await this.#finish(fh, tmp, path, meta)
+      } finally {
+        await fh.close()
+      }
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
+  }
+
+  /** Verifies, fsyncs and renames a received file into place. */
+  async commitFile (file: IncomingFile, path: string, meta: { hash: Buffer, size: number, mode: number, mtime: number }): Promise<void> {
+    try {
+      const got = file.digest()
+      if (!got.equals(meta.hash) || file.size !== meta.size) {
+        throw new FsyncdError(ErrorCode.HASH_MISMATCH, `${path}: rebuilt ${file.size} bytes hash to ${got.toString('hex').slice(0, 16)}…, expected ${meta.size} bytes ${meta.hash.toString('hex').slice(0, 16)}…`)
+      }
+      await this.#finish(file.handle, file.tmpPath, path, meta, true)
+    } catch (err) {
+      await file.discard()
+      throw err
+    } finally {
+      await file.close()
+    }
+  }
+
+  /**
+   * Makes everything done since the last flush durable: fsync of each changed folder, then the
+   * folders' own mtimes restored (creating an entry moves them). Acks may go out after this.
+   */
+  async flush (): Promise<void> {
+    const dirs = [...this.#dirty]
+    this.#dirty.clear()
+    for (const dir of dirs) {
+      const fh = await open(this.abs(dir), 'r').catch(() => undefined)
+      if (fh === undefined) continue // removed since: its parent is in the set too
+      try {
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+    }
+    for (const dir of dirs) {
+      const e = dir === '' ? undefined : this.manifest.get(dir)
+      if (e?.kind === 'dir') await utimes(this.abs(dir), new Date(e.mtime), new Date(e.mtime)).catch(() => {})
+    }
+  }
+
+  async saveIndex (): Promise<void> {
+    clearTimeout(this.#saveTimer)
+    this.#saveTimer = undefined
+    await this.tree.save(this.#indexFile)
+  }
+
+  /**
+   * Saves the content index a little later, once per burst. The index is a cache: the disk is
+   * the truth and `open` re-verifies it, so a crash before the save costs only re-hashing.
+   */
+  scheduleIndexSave (delayMs = 1000): void {
+    if (this.#saveTimer !== undefined) return
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined
+      this.tree.save(this.#indexFile).catch(() => {})
+    }, delayMs)
+    this.#saveTimer.unref()
+  }
+
+  async close (): Promise<void> {
+    await this.flush()
+    await this.saveIndex()
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  async #finish (fh: FileHandle, tmp: string, path: string, meta: { hash: Buffer, mode: number, mtime: number }, verified = false): Promise<void> {
+    if (!verified) {
+      const got = await hashFile(tmp)
+      if (!got.equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
+    }
+    await fh.chmod(meta.mode)
+    await fh.utimes(new Date(meta.mtime), new Date(meta.mtime))
+    await fh.sync()
+    const st = await fh.stat()
+    await this.#prepareParent(path)
+    await this.#replaceWith(tmp, path)
+    const entry: Entry = { kind: 'file', mode: meta.mode, mtime: mtimeOf(st), size: st.size, hash: meta.hash }
+    // rename changes ctime: stamp what is at the final name now.
+    this.tree.record(path, entry, await lstat(this.abs(path)))
+  }
+
+  /** Renames `tmp` over `path`, clearing a folder that stood there. */
+  async #replaceWith (tmp: string, path: string): Promise<void> {
+    const st = await lstatOrUndefined(this.abs(path))
+    if (st?.isDirectory() === true) await this.#removeAt(path)
+    await rename(tmp, this.abs(path))
+    this.tree.forget(path)
+    this.#dirty.add(parentOf(path))
+  }
+
+  async #removeAt (path: string): Promise<void> {
+    await rm(this.abs(path), { recursive: true, force: true })
+    this.tree.forget(path)
+    this.#dirty.add(parentOf(path))
+    this.#safeDirs = new Set([''])
+  }
+
+  /** Refuses a path whose existing parent folders include a symlink (or a non-folder). */
+  async #checkParents (path: string): Promise<void> {
+    const parts = path.split('/')
+    let dir = ''
+    for (let i = 0; i < parts.length - 1; i++) {
+      dir = dir === '' ? parts[i] as string : `${dir}/${parts[i] as string}`
+      if (this.#safeDirs.has(dir)) continue
+      const st = await lstatOrUndefined(this.abs(dir))
+      if (st === undefined) return // the rest does not exist yet: nothing to go through
+      if (!st.isDirectory()) throw new FsyncdError(ErrorCode.BAD_PATH, `${path}: ${dir} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`)
+      this.#safeDirs.add(dir)
+    }
+  }
+
+  /** Checks the parents, and creates the missing ones (mode 0755) so an op never fails for order. */
+  async #prepareParent (path: string): Promise<void> {
+    await this.#checkParents(path)
+    const parent = parentOf(path)
+    if (parent === '' || this.#safeDirs.has(parent)) return
+    const parts = parent.split('/')
+    let dir = ''
+    for (const part of parts) {
+      dir = dir === '' ? part : `${dir}/${part}`
+      if (this.#safeDirs.has(dir)) continue
+      const st = await lstatOrUndefined(this.abs(dir))
+      if (st === undefined) {
+        await mkdir(this.abs(dir))
+        const made = await lstat(this.abs(dir))
+        this.tree.record(dir, { kind: 'dir', mode: made.mode & 0o7777, mtime: mtimeOf(made) })
+        this.#dirty.add(parentOf(dir))
+      } else if (!st.isDirectory()) {
+        throw new FsyncdError(ErrorCode.BAD_PATH, `${path}: ${dir} is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}`)
+      }
+      this.#safeDirs.add(dir)
+    }
+  }
+
+  async #pathOfContent (hash: Buffer): Promise<string | undefined> {
+    for (const p of this.manifest.pathsWithHash(hash) ?? []) {
+      try {
+        await this.#checkParents(p)
+        return p
+      } catch {}
+    }
+    return undefined
+  }
+}
+
+async function lstatOrUndefined (abs: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    throw err
+  }
+}

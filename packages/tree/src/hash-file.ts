@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto'
+import { open } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
+
+const CHUNK = 1024 * 1024
+
+/** The stat fields that change whenever a file's content may have: the identity of a version. */
+export function sameVersion (a: Stats, b: Stats): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino
+}
+
+/**
+ * SHA-256 of a file, read in bounded chunks, with the stat that describes the version hashed.
+ * A file that changes while being read is read again (up to `attempts` times), never reported
+ * half old, half new; returns undefined when it would not hold still.
+ */
+export async function hashFileStable (path: string, attempts = 3): Promise<{ hash: Buffer, stat: Stats } | undefined> {
+  for (let i = 0; i < attempts; i++) {
+    const fh = await open(path, 'r')
+    try {
+      const before = await fh.stat()
+      const h = createHash('sha256')
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(before.size, 1)))
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+        if (bytesRead === 0) break
+        h.update(buf.subarray(0, bytesRead))
+      }
+      const after = await fh.stat()
+      if (sameVersion(before, after)) return { hash: h.digest(), stat: after }
+    } finally {
+      await fh.close()
+    }
+  }
+  return undefined
+}
+
+export async function hashFile (path: string): Promise<Buffer> {
+  const r = await hashFileStable(path, 1)
+  if (r === undefined) throw new Error(`${path} changed while being hashed`)
+  return r.hash
+}

@@ -1,0 +1,212 @@
+/**
+ * A folder on this machine as a Manifest, kept current by rescanning the parts said to be dirty.
+ * A file is re-hashed only when its stat identity (size, mtime, ctime, inode) moved since it was
+ * last hashed: size+mtime alone is not proof (tools that pin mtimes, same-size rewrites), ctime
+ * and inode are. The stat cache persists with `save`/`load`, so a restart re-hashes only what
+ * changed while we were away.
+ */
+import type { Dirent, Stats } from 'node:fs'
+import { lstat, readdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type Entry, isWithin, Manifest } from '@fsyncd/protocol'
+import { hashFileStable } from './hash-file.js'
+import { loadManifest, saveManifest, type StatStamp } from './manifest-file.js'
+
+export interface LocalTreeOptions {
+  /** Relative paths to leave out (the path is the wire path; `isDir` tells folders apart). */
+  ignore?: (path: string, isDir: boolean) => boolean
+  /** Told about files that were skipped (unstable while read, unreadable, special files). */
+  onSkip?: (path: string, reason: string) => void
+}
+
+export function stampOf (st: Stats): StatStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino }
+}
+
+function sameStamp (a: StatStamp, b: StatStamp): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino
+}
+
+/** Integer-millisecond mtime: what both sides compare and what travels on the wire. */
+export function mtimeOf (st: Stats): number {
+  return Math.round(st.mtimeMs)
+}
+
+export class LocalTree {
+  readonly root: string
+  readonly manifest = new Manifest()
+  readonly #stamps = new Map<string, StatStamp>()
+  readonly #ignore: (path: string, isDir: boolean) => boolean
+  readonly #onSkip: (path: string, reason: string) => void
+
+  constructor (root: string, opts: LocalTreeOptions = {}) {
+    this.root = root
+    this.#ignore = opts.ignore ?? (() => false)
+    this.#onSkip = opts.onSkip ?? (() => {})
+  }
+
+  abs (path: string): string {
+    return path === '' ? this.root : join(this.root, path)
+  }
+
+  /** Records an entry we wrote ourselves, so the next scan does not hash it again. */
+  record (path: string, entry: Entry, st?: Stats): void {
+    this.manifest.set(path, entry)
+    if (st !== undefined && entry.kind === 'file') this.#stamps.set(path, stampOf(st))
+    else this.#stamps.delete(path)
+  }
+
+  forget (path: string): void {
+    for (const p of this.manifest.subtree(path)) {
+      this.manifest.delete(p)
+      this.#stamps.delete(p)
+    }
+  }
+
+  forgetMove (from: string, to: string): void {
+    const moved: Array<[string, StatStamp]> = []
+    for (const p of this.manifest.subtree(from)) {
+      const s = this.#stamps.get(p)
+      if (s !== undefined) moved.push([to + p.slice(from.length), s])
+      this.#stamps.delete(p)
+    }
+    this.manifest.moveTree(from, to)
+    for (const [p, s] of moved) this.#stamps.set(p, s)
+  }
+
+  /**
+   * Brings the manifest up to date for `path` and everything below it ('' = the whole tree).
+   * Returns the paths whose entry changed (added, removed or different).
+   */
+  async scan (path = ''): Promise<Set<string>> {
+    const changed = new Set<string>()
+    const seen = new Set<string>()
+    if (path === '') {
+      await this.#walk('', seen, changed)
+    } else {
+      let st: Stats | undefined
+      try {
+        st = await lstat(this.abs(path))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err
+      }
+      if (st !== undefined && !this.#ignore(path, st.isDirectory()) && await this.#visit(path, st, changed)) {
+        seen.add(path)
+        if (st.isDirectory()) await this.#walk(path, seen, changed)
+      }
+    }
+    for (const p of this.manifest.subtree(path)) {
+      if (!seen.has(p)) {
+        this.manifest.delete(p)
+        this.#stamps.delete(p)
+        changed.add(p)
+      }
+    }
+    return changed
+  }
+
+  async #walk (dir: string, seen: Set<string>, changed: Set<string>): Promise<void> {
+    let names: Dirent[]
+    try {
+      names = await readdir(this.abs(dir), { withFileTypes: true })
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return
+      throw err
+    }
+    const subdirs: string[] = []
+    // lstat a folder's entries concurrently (cheap, parallel in libuv); hash one file at a time.
+    const stats = await Promise.all(names.map(async (d) => {
+      const p = dir === '' ? d.name : `${dir}/${d.name}`
+      if (this.#ignore(p, d.isDirectory())) return undefined
+      try {
+        return [p, await lstat(this.abs(p))] as const
+      } catch {
+        return undefined
+      }
+    }))
+    for (const item of stats) {
+      if (item === undefined) continue
+      const [p, st] = item
+      if (await this.#visit(p, st, changed)) {
+        seen.add(p)
+        if (st.isDirectory()) subdirs.push(p)
+      }
+    }
+    for (const sub of subdirs) await this.#walk(sub, seen, changed)
+  }
+
+  /** Updates one entry from its lstat; false when the path is not something we sync. */
+  async #visit (p: string, st: Stats, changed: Set<string>): Promise<boolean> {
+    const old = this.manifest.get(p)
+    let entry: Entry
+    if (st.isDirectory()) {
+      entry = { kind: 'dir', mode: st.mode & 0o7777, mtime: mtimeOf(st) }
+      if (old?.kind === 'dir' && old.mode === entry.mode && old.mtime === entry.mtime) return true
+    } else if (st.isSymbolicLink()) {
+      let target: string
+      try {
+        target = await readlink(this.abs(p))
+      } catch {
+        return false
+      }
+      entry = { kind: 'link', mtime: mtimeOf(st), target }
+      if (old?.kind === 'link' && old.target === target && old.mtime === entry.mtime) return true
+    } else if (st.isFile()) {
+      const stamp = this.#stamps.get(p)
+      if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, stampOf(st))) {
+        if (old.mode === (st.mode & 0o7777)) return true
+        entry = { ...old, mode: st.mode & 0o7777 }
+      } else {
+        let hashed: Awaited<ReturnType<typeof hashFileStable>>
+        try {
+          hashed = await hashFileStable(this.abs(p))
+        } catch (err) {
+          this.#onSkip(p, (err as Error).message)
+          return old !== undefined // keep what we knew rather than report a delete
+        }
+        if (hashed === undefined) {
+          this.#onSkip(p, 'changed while being read')
+          return old !== undefined
+        }
+        const s = hashed.stat
+        entry = { kind: 'file', mode: s.mode & 0o7777, mtime: mtimeOf(s), size: s.size, hash: hashed.hash }
+        this.#stamps.set(p, stampOf(s))
+        if (old?.kind === 'file' && old.hash.equals(entry.hash) && old.mtime === entry.mtime && old.mode === entry.mode && old.size === entry.size) return true
+      }
+    } else {
+      this.#onSkip(p, 'not a regular file, folder or symlink')
+      return false
+    }
+    if (old !== undefined && old.kind !== entry.kind) {
+      // A file that became a folder (or the reverse): its old children are gone.
+      for (const c of this.manifest.subtree(p)) if (c !== p) { this.manifest.delete(c); this.#stamps.delete(c); changed.add(c) }
+    }
+    this.manifest.set(p, entry)
+    if (entry.kind !== 'file') this.#stamps.delete(p)
+    changed.add(p)
+    return true
+  }
+
+  /** Persists manifest and stat stamps (a cache: a lost write only costs hashing). */
+  async save (file: string): Promise<void> {
+    await saveManifest(file, `local:${this.root}`, this.manifest, this.#stamps)
+  }
+
+  /** Loads a saved state; false (and nothing loaded) when missing, foreign or corrupt: a cold start. */
+  async load (file: string): Promise<boolean> {
+    const rows = await loadManifest(file, `local:${this.root}`)
+    if (rows === undefined) return false
+    for (const [p, e, stamp] of rows) {
+      this.manifest.set(p, e)
+      if (stamp !== null) this.#stamps.set(p, stamp)
+    }
+    return true
+  }
+
+  /** True when `p` is at or below one of `dirs`. */
+  static within (p: string, dirs: Iterable<string>): boolean {
+    for (const d of dirs) if (isWithin(p, d)) return true
+    return false
+  }
+}
