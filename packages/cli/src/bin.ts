@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
+import { ErrorCode } from '@fsyncd/protocol'
 import { demo } from './commands/demo.js'
 import { parseTarget, push } from './commands/push.js'
 import { serve } from './commands/serve.js'
@@ -16,7 +16,11 @@ import { readToken } from './token.js'
 
 const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
 
+/** Bad arguments found after parsing (yargs reports its own with the same exit code). */
+class UsageError extends Error {}
+
 function exitCodeOf (err: unknown): number {
+  if (err instanceof UsageError) return Exit.USAGE
   const code = (err as { code?: unknown }).code
   if (code === ErrorCode.AUTH || code === ErrorCode.VERSION) return Exit.AUTH
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EPIPE' ||
@@ -53,7 +57,7 @@ async function main (): Promise<number> {
       .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary'),
     (argv) => {
       const target = parseTarget(argv.target)
-      if (target === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `target must be host:port, got ${JSON.stringify(argv.target)}`)
+      if (target === undefined) throw new UsageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
       const log = createLogger(argv.logLevel)
       result = push({ src: argv.src, ...target, token: readToken(argv.tokenFile), once: argv.once, json: argv.json, stateDir: argv.stateDir }, log)
     })

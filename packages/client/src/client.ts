@@ -8,7 +8,7 @@
  * collecting dirty paths; every reconnect reconciles the whole tree, so nothing is lost.
  */
 import { createHash } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { lstat, mkdir } from 'node:fs/promises'
 import { connect as tcpConnect } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
@@ -289,12 +289,30 @@ export class PushClient {
       for (const p of dirty) {
         let q = p
         while (parentOf(q) !== '' && this.#tree.manifest.get(parentOf(q))?.kind !== 'dir') q = parentOf(q)
+        if (q !== p && !this.#tree.manifest.has(q) && !await exists(this.#tree.abs(q))) {
+          // An event under a folder that is neither here nor known: the watcher reports writes
+          // under a renamed folder by its old name. Where it went, only a full scan can tell.
+          scope = ['']
+          break
+        }
         if (!scope.some((s) => isWithin(q, s))) scope.push(q)
       }
     }
     this.#dirty.clear()
     this.#fullRescan = false
-    for (const p of scope) await this.#tree.scan(p)
+    const appeared: string[] = []
+    for (const p of scope) {
+      const before = this.#tree.manifest.get(p)
+      await this.#tree.scan(p)
+      if (before === undefined && this.#tree.manifest.get(p)?.kind === 'dir') appeared.push(p)
+    }
+    // A folder that appeared with subfolders in it was most likely renamed here: the watcher is
+    // blind below such a folder until it subscribes again (see TreeWatcher.restart).
+    const renamed = appeared.filter((d) => this.#tree.manifest.subtree(d).some((c) => c !== d && this.#tree.manifest.get(c)?.kind === 'dir'))
+    if (renamed.length > 0 && this.#watcher !== undefined) {
+      await this.#watcher.restart()
+      this.#markDirty(['']) // what happened while no subscription was listening
+    }
     const ops = plan(this.#tree.manifest, this.#remote, scope)
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
@@ -349,6 +367,10 @@ export class PushClient {
   async #sleep (ms: number): Promise<void> {
     await Promise.race([new Promise((resolve) => setTimeout(resolve, ms)), this.#closedPromise()])
   }
+}
+
+async function exists (abs: string): Promise<boolean> {
+  return await lstat(abs).then(() => true, () => false)
 }
 
 function isFatal (err: unknown): boolean {

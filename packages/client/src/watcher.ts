@@ -10,10 +10,18 @@ import watcher from '@parcel/watcher'
 export type DirtyListener = (paths: string[]) => void
 
 export class TreeWatcher {
-  readonly #subscription: watcher.AsyncSubscription
+  readonly #root: string
+  readonly #ignore: string[]
+  readonly #onDirty: DirtyListener
+  readonly #onError: (err: Error) => void
+  #subscription: watcher.AsyncSubscription | undefined
+  #generation = 0
 
-  private constructor (subscription: watcher.AsyncSubscription) {
-    this.#subscription = subscription
+  private constructor (root: string, ignore: string[], onDirty: DirtyListener, onError: (err: Error) => void) {
+    this.#root = root
+    this.#ignore = ignore
+    this.#onDirty = onDirty
+    this.#onError = onError
   }
 
   /**
@@ -21,23 +29,45 @@ export class TreeWatcher {
    * `onError` gets errors of the backend (after which the caller should rescan everything).
    */
   static async start (root: string, ignore: string[], onDirty: DirtyListener, onError: (err: Error) => void): Promise<TreeWatcher> {
-    const sub = await watcher.subscribe(root, (err, events) => {
+    const w = new TreeWatcher(root, ignore, onDirty, onError)
+    w.#subscription = await w.#subscribe()
+    return w
+  }
+
+  /**
+   * Drops the subscription and subscribes afresh. Needed after a folder is renamed: the inotify
+   * backend then loses the watches of the folder's subfolders and reports nothing written there.
+   * The two cannot overlap (subscriptions share one inotify descriptor, and the old one's removal
+   * would remove the new one's watches), so the caller must rescan for what happened in between.
+   */
+  async restart (): Promise<void> {
+    const old = this.#subscription
+    this.#subscription = undefined
+    await old?.unsubscribe().catch(() => {})
+    this.#subscription = await this.#subscribe()
+  }
+
+  async #subscribe (): Promise<watcher.AsyncSubscription> {
+    const generation = ++this.#generation
+    return await watcher.subscribe(this.#root, (err, events) => {
+      if (generation !== this.#generation) return
       if (err !== null) {
-        onError(err)
+        this.#onError(err)
         return
       }
       const paths: string[] = []
       for (const ev of events) {
-        const rel = relative(root, ev.path)
+        const rel = relative(this.#root, ev.path)
         if (rel === '' || rel.startsWith('..')) continue
         paths.push(sep === '/' ? rel : rel.split(sep).join('/'))
       }
-      if (paths.length > 0) onDirty(paths)
-    }, { ignore })
-    return new TreeWatcher(sub)
+      if (paths.length > 0) this.#onDirty(paths)
+    }, { ignore: this.#ignore })
   }
 
   async close (): Promise<void> {
-    await this.#subscription.unsubscribe().catch(() => {})
+    const sub = this.#subscription
+    this.#subscription = undefined
+    await sub?.unsubscribe().catch(() => {})
   }
 }

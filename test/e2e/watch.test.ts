@@ -1,0 +1,83 @@
+/**
+ * Watch mode through the real CLI: every change kind converges soon after it is made, without
+ * restarting the client; a server that goes away and comes back is caught up.
+ */
+import t from 'tap'
+import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { diffTrees, run, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
+
+t.test('watch mode pushes every change', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  mkdirSync(join(src, 'dir'))
+  writeFileSync(join(src, 'dir/a.txt'), 'a')
+  const server = await startServer(dest)
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug'])
+  t.teardown(async () => {
+    client.proc.kill('SIGKILL')
+    await server.stop()
+  })
+  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+
+  const converged = async (label: string): Promise<void> => {
+    let last: string[] = []
+    try {
+      await waitFor(() => (last = diffTrees(src, dest)).length === 0 || undefined, 10_000, () => label)
+      t.pass(label)
+    } catch {
+      t.fail(`${label}: ${last.join('; ')}\n${client.stderr().slice(-2000)}`)
+    }
+  }
+  await converged('initial')
+
+  writeFileSync(join(src, 'new.txt'), 'hello')
+  await converged('create file')
+  writeFileSync(join(src, 'new.txt'), 'hello again, longer')
+  await converged('modify file')
+  writeFileSync(join(src, 'big.bin'), seededBytes(5, 3 * 1024 * 1024))
+  await converged('create large file')
+  mkdirSync(join(src, 'x/y/z'), { recursive: true })
+  await converged('create nested empty folders')
+  writeFileSync(join(src, 'x/y/z/deep.txt'), 'deep')
+  await converged('file in new folder')
+  renameSync(join(src, 'x'), join(src, 'x-renamed'))
+  await converged('rename folder')
+  writeFileSync(join(src, 'x-renamed/y/z/after.txt'), 'written under a renamed folder')
+  await converged('write under a renamed folder')
+  renameSync(join(src, 'new.txt'), join(src, 'dir/moved.txt'))
+  await converged('move file')
+  chmodSync(join(src, 'dir/moved.txt'), 0o640)
+  await converged('chmod')
+  symlinkSync('../big.bin', join(src, 'dir/link'))
+  await converged('symlink')
+  writeFileSync(join(src, 'dir/.a.txt.swp'), 'temp')
+  renameSync(join(src, 'dir/.a.txt.swp'), join(src, 'dir/a.txt'))
+  await converged('atomic save')
+  unlinkSync(join(src, 'big.bin'))
+  rmSync(join(src, 'x-renamed'), { recursive: true })
+  await converged('delete file and folder')
+  for (let i = 0; i < 200; i++) writeFileSync(join(src, `burst-${i}.txt`), `burst ${i}`)
+  await converged('burst of 200 files')
+})
+
+t.test('watch mode reconnects after the server restarts and catches up', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  writeFileSync(join(src, 'a.txt'), 'a')
+  let server = await startServer(dest)
+  const port = server.port
+  const client = run(['push', src, `127.0.0.1:${port}`, '--state-dir', tempDir()])
+  t.teardown(async () => {
+    client.proc.kill('SIGKILL')
+    await server.stop()
+  })
+  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => client.stderr(), client.exited)
+  server.proc.kill('SIGKILL')
+  await server.exited
+  writeFileSync(join(src, 'written-while-down.txt'), 'queued')
+  unlinkSync(join(src, 'a.txt'))
+  server = await startServer(dest, { port })
+  await waitFor(() => diffTrees(src, dest).length === 0 || undefined, 20_000, () => `catch-up: ${diffTrees(src, dest).join('; ')}`)
+  t.pass('converged after the server came back')
+})
