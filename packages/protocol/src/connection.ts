@@ -16,7 +16,7 @@ export const PRE_AUTH_MAX_FRAME = 1024
 /** After auth: a message header plus at most one data chunk. */
 export const MAX_FRAME = 4 * 1024 * 1024
 
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' })
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true, int64AsType: 'number' })
 
 export interface Incoming {
   msg: Message
