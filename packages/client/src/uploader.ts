@@ -111,10 +111,10 @@ export class Uploader {
     const e = op.entry
     if (op.have) {
       this.stats.filesDeduplicated++
-      await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true, bases: [] })
+      await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true })
       return
     }
-    await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: false, bases: [] })
+    await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: false })
     const sent = await this.sendContent(id, op.path, e)
     pending.bytes = sent
     this.#inflightBytes += sent

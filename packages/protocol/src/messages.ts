@@ -15,6 +15,8 @@ export const HASH_BYTES = 32
 export const MAX_ENTRIES_PER_MESSAGE = 4096
 export const MAX_IDS_PER_ACK = 8192
 export const MAX_RANGES_PER_COPY = 4096
+/** One copy range at most (a bigger copy is several ranges): bounds the work one small message can ask for. */
+export const MAX_COPY_LENGTH = 1 << 30
 
 /** A file, folder or symlink as both sides describe it. Modes are permission bits (& 0o7777); mtimes are integer ms. */
 export type Entry =
@@ -45,13 +47,12 @@ export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mti
 /**
  * A file with content `hash`. With `have: true` the server builds it from content it already
  * holds (nack MISSING if it does not); otherwise `data`/`copy` messages follow, closed by `end`.
- * `bases` lists server content (by hash) that `copy` ranges refer to by index.
  */
-export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, bases: Buffer[] }
+export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean }
 /** Literal bytes of file `id` in the frame's payload; `z` 1 = deflate-raw compressed. */
 export interface Data { t: 'data', id: number, z: 0 | 1 }
-/** Ranges [base index, offset, length] of server content to append to file `id`. */
-export interface Copy { t: 'copy', id: number, ranges: Array<[number, number, number]> }
+/** Ranges [offset, length] of server content `base` (by SHA-256) to append to file `id`: the delta path. */
+export interface Copy { t: 'copy', id: number, base: Buffer, ranges: Array<[number, number]> }
 export interface End { t: 'end', id: number }
 /** The client gave up on file `id` (it changed while being read); the server discards it. */
 export interface Abort { t: 'abort', id: number }
@@ -178,16 +179,16 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     mtime: int(o, 'mtime'),
     hash: bytes(o, 'hash', HASH_BYTES),
     have: o.have === undefined ? false : bool(o, 'have'),
-    bases: o.bases === undefined ? [] : list(o, 'bases', 1024).map((b) => bytes({ t: 'file', b }, 'b', HASH_BYTES)),
   }),
   data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 1) as 0 | 1 }),
   copy: (o) => ({
     t: 'copy',
     id: uint(o, 'id', ID_MAX),
+    base: bytes(o, 'base', HASH_BYTES),
     ranges: list(o, 'ranges', MAX_RANGES_PER_COPY).map((r) => {
-      if (!Array.isArray(r) || r.length !== 3) fail('copy.ranges: a range must be [base, offset, length]')
-      const ro: Obj = { t: 'copy', base: r[0], offset: r[1], length: r[2] }
-      return [uint(ro, 'base', 1023), uint(ro, 'offset'), uint(ro, 'length')] as [number, number, number]
+      if (!Array.isArray(r) || r.length !== 2) fail('copy.ranges: a range must be [offset, length]')
+      const ro: Obj = { t: 'copy', offset: r[0], length: r[1] }
+      return [uint(ro, 'offset'), uint(ro, 'length', MAX_COPY_LENGTH)] as [number, number]
     }),
   }),
   end: (o) => ({ t: 'end', id: uint(o, 'id', ID_MAX) }),

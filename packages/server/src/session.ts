@@ -117,12 +117,10 @@ export class Session {
         this.#bytesSinceFlush += data.length
         await u.write(data)
       })
-      case 'copy': return await this.#onUpload(msg.id, async (u, op) => {
-        for (const [base, offset, length] of msg.ranges) {
-          const hash = op.bases[base]
-          if (hash === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `copy refers to base ${base} of ${op.bases.length}`)
+      case 'copy': return await this.#onUpload(msg.id, async (u) => {
+        for (const [offset, length] of msg.ranges) {
           this.#bytesSinceFlush += length
-          await u.copy(hash, offset, length)
+          await u.copy(msg.base, offset, length)
         }
       })
       case 'end': return await this.#endUpload(msg.id)
@@ -163,12 +161,12 @@ export class Session {
   }
 
   /** Feeds an open upload; after a failure its remaining messages are dropped (the nack went out). */
-  async #onUpload (id: number, fn: (file: IncomingFile, op: PutFile) => Promise<void>): Promise<void> {
+  async #onUpload (id: number, fn: (file: IncomingFile) => Promise<void>): Promise<void> {
     const u = this.#uploads.get(id)
     if (u === undefined) throw new FsyncdError(ErrorCode.UNEXPECTED, `no open file with id ${id}`)
     if (u.failed || u.file === undefined) return
     try {
-      await fn(u.file, u.op)
+      await fn(u.file)
     } catch (err) {
       if (err instanceof FsyncdError && err.code === ErrorCode.MALFORMED) throw err
       u.failed = true

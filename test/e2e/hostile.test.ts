@@ -1,0 +1,122 @@
+/**
+ * A hostile or broken peer against the real server process: it gets a clear error, nothing is
+ * written outside the destination, and the server keeps serving everyone else.
+ */
+import t from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { clientHandshake, Connection, encodeFramePrefix, MAX_FRAME, type Message } from '@fsyncd/protocol'
+import { diffTrees, pushOnce, startServer, tempDir } from '../helpers/fsyncd.js'
+
+async function open (port: number): Promise<Connection> {
+  const socket = connect(port, '127.0.0.1')
+  await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  return new Connection(socket)
+}
+
+async function session (port: number): Promise<Connection> {
+  const conn = await open(port)
+  await clientHandshake(conn, undefined)
+  conn.maxFrame = MAX_FRAME
+  await conn.expect('ready')
+  return conn
+}
+
+/** Sends operations and collects the answer to each id. */
+async function answers (conn: Connection, msgs: Array<[Message, Buffer?]>, ids: number[]): Promise<Map<number, Message>> {
+  for (const [m, p] of msgs) await conn.send(m, p)
+  const got = new Map<number, Message>()
+  while (ids.some((id) => !got.has(id))) {
+    const item = await conn.next()
+    if (item === undefined) throw new Error('closed')
+    if (item.msg.t === 'ack') for (const id of item.msg.ids) got.set(id, item.msg)
+    if (item.msg.t === 'nack') got.set(item.msg.id, item.msg)
+  }
+  return got
+}
+
+t.test('no write escapes the destination through a planted symlink', async (t) => {
+  const dest = tempDir()
+  const outside = tempDir()
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const conn = await session(server.port)
+  const content = Buffer.from('pwned')
+  const hash = createHash('sha256').update(content).digest()
+  const got = await answers(conn, [
+    [{ t: 'symlink', id: 1, path: 'evil', target: outside, mtime: Date.now() }],
+    [{ t: 'file', id: 2, path: 'evil/x.txt', size: content.length, mode: 0o644, mtime: Date.now(), hash, have: false }],
+    [{ t: 'data', id: 2, z: 0 }, content],
+    [{ t: 'end', id: 2 }],
+    [{ t: 'mkdir', id: 3, path: 'evil/sub', mode: 0o755, mtime: Date.now() }],
+    [{ t: 'move', id: 4, from: 'evil', to: 'evil2' }],
+    [{ t: 'file', id: 5, path: 'evil2/y.txt', size: content.length, mode: 0o644, mtime: Date.now(), hash, have: true }],
+    [{ t: 'delete', id: 6, path: 'evil2/anything' }],
+  ], [1, 2, 3, 4, 5, 6])
+  t.equal(got.get(1)?.t, 'ack', 'the link itself is created, as a link')
+  for (const id of [2, 3, 5, 6]) t.match(got.get(id), { t: 'nack', code: 'BAD_PATH' }, `op ${id} through the link is refused`)
+  t.equal(got.get(4)?.t, 'ack', 'renaming the link is fine')
+  t.notOk(existsSync(join(outside, 'x.txt')), 'nothing written outside')
+  t.notOk(existsSync(join(outside, 'sub')), 'no folder made outside')
+  conn.close()
+})
+
+t.test('malformed and oversize frames close that connection only', async (t) => {
+  const dest = tempDir()
+  const src = tempDir()
+  writeFileSync(join(src, 'a.txt'), 'still served')
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+
+  // Pre-auth: a frame announcing 100 MB is refused from its prefix.
+  let conn = await open(server.port)
+  conn.socket.write(encodeFramePrefix(10, 100 * 1024 * 1024))
+  await t.rejects(conn.expect('challenge'), { code: 'FRAME_TOO_LARGE' }, 'oversize pre-auth frame refused with a clear code')
+
+  // Garbage that is not msgpack.
+  conn = await open(server.port)
+  const junk = randomBytes(20)
+  conn.socket.write(Buffer.concat([encodeFramePrefix(junk.length, 0), junk]))
+  await t.rejects(conn.expect('challenge'), { code: /MALFORMED|UNEXPECTED/ })
+
+  // A valid message in the wrong state (an operation before the handshake).
+  conn = await open(server.port)
+  await conn.send({ t: 'delete', id: 1, path: 'a' })
+  await t.rejects(conn.expect('challenge'), { code: 'UNEXPECTED' })
+
+  // Authenticated, then a path that leaves the root inside an otherwise valid message.
+  conn = await session(server.port)
+  const { encodeMessage } = await import('@fsyncd/protocol')
+  const header = encodeMessage({ t: 'delete', id: 1, path: 'ok' })
+  const evil = Buffer.from(header.toString('latin1').replace('ok', '..'), 'latin1')
+  conn.socket.write(Buffer.concat([encodeFramePrefix(evil.length, 0), evil]))
+  await t.rejects(conn.expect('ack'), { code: 'BAD_PATH' }, 'traversal refused')
+
+  // Meanwhile a well-behaved client is served as usual.
+  const r = await pushOnce(src, server.port, tempDir())
+  t.equal(r.code, 0, r.stderr)
+  t.same(diffTrees(src, dest), [])
+})
+
+t.test('a wrong hash never reaches its final name', async (t) => {
+  const dest = tempDir()
+  mkdirSync(join(dest, 'd'))
+  writeFileSync(join(dest, 'd/keep.txt'), 'last good state')
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const conn = await session(server.port)
+  const content = Buffer.from('new content')
+  const wrong = createHash('sha256').update('something else').digest()
+  const got = await answers(conn, [
+    [{ t: 'file', id: 1, path: 'd/keep.txt', size: content.length, mode: 0o644, mtime: Date.now(), hash: wrong, have: false }],
+    [{ t: 'data', id: 1, z: 0 }, content],
+    [{ t: 'end', id: 1 }],
+  ], [1])
+  t.match(got.get(1), { t: 'nack', code: 'HASH_MISMATCH' })
+  const { readFileSync, readdirSync } = await import('node:fs')
+  t.equal(readFileSync(join(dest, 'd/keep.txt'), 'utf8'), 'last good state', 'the old content stays')
+  t.same(readdirSync(join(dest, '.fsyncd/tmp')), [], 'the temp file is gone')
+  conn.close()
+})
