@@ -7,7 +7,7 @@
 import { once } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { Packr } from 'msgpackr'
-import { ErrorCode, FsyncdError } from './errors.js'
+import { ErrorCode, FsyncdError, truncateUtf8 } from './errors.js'
 import { encodeFramePrefix, type Frame, FrameDecoder } from './frame.js'
 import { type Message, validateMessage } from './messages.js'
 
@@ -47,7 +47,7 @@ export class Connection {
   readonly #maxQueued: number
   #error: Error | undefined
   #ended = false
-  #wake: (() => void) | undefined
+  #waiters: Array<() => void> = []
   #closed = false
 
   constructor (socket: Duplex, opts: { maxFrame?: number, maxQueued?: number } = {}) {
@@ -65,6 +65,10 @@ export class Connection {
     return this.#queue.length > 0
   }
 
+  get maxFrame (): number {
+    return this.#decoder.maxFrame
+  }
+
   set maxFrame (n: number) {
     this.#decoder.maxFrame = n
   }
@@ -74,6 +78,7 @@ export class Connection {
     if (this.#closed || this.socket.destroyed) throw this.#error ?? new FsyncdError(ErrorCode.CLOSED, 'connection is closed')
     const header = encodeMessage(msg)
     const payloadLength = payload?.length ?? 0
+    if (2 + header.length + payloadLength > MAX_FRAME) throw new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `refusing to send a ${payloadLength}-byte "${msg.t}" frame over ${MAX_FRAME}`)
     const prefix = encodeFramePrefix(header.length, payloadLength)
     this.bytesOut += prefix.length + header.length + payloadLength
     this.socket.cork()
@@ -112,7 +117,7 @@ export class Connection {
       }
       if (this.#error !== undefined) throw this.#error
       if (this.#ended) return undefined
-      await new Promise<void>((resolve) => { this.#wake = resolve })
+      await new Promise<void>((resolve) => { this.#waiters.push(resolve) })
     }
   }
 
@@ -137,7 +142,8 @@ export class Connection {
   async fail (code: ErrorCode, message: string): Promise<void> {
     try {
       if (!this.socket.destroyed && this.socket.writable) {
-        const header = encodeMessage({ t: 'error', code, message: message.slice(0, 4000) })
+        // Short enough to fit even a pre-auth frame limit at the peer.
+        const header = encodeMessage({ t: 'error', code, message: truncateUtf8(message, 800) })
         this.socket.write(Buffer.concat([encodeFramePrefix(header.length, 0), header]))
       }
     } finally {
@@ -171,7 +177,10 @@ export class Connection {
         this.bytesIn += 6 + f.header.length + f.payload.length
         this.#queue.push({ msg, payload: f.payload })
       }
+      if (this.#decoder.error !== undefined) throw this.#decoder.error
     } catch (err) {
+      // A broken stream: stop reading it; the owner reports the error and closes.
+      this.socket.pause()
       this.#fail(err as Error)
       return
     }
@@ -196,8 +205,8 @@ export class Connection {
   }
 
   #notify (): void {
-    const wake = this.#wake
-    this.#wake = undefined
-    wake?.()
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const wake of waiters) wake()
   }
 }

@@ -47,6 +47,15 @@ export class FsyncdError extends Error {
   }
 }
 
+/** Cuts `text` to at most `maxBytes` of UTF-8 without splitting a character (wire strings are capped in bytes). */
+export function truncateUtf8 (text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text
+  let out = Buffer.from(text).subarray(0, maxBytes).toString()
+  // A cut inside a multi-byte character decodes to U+FFFD; drop it.
+  while (out.endsWith('\uFFFD') || Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1)
+  return out
+}
+
 /** Maps a Node.js system error from the filesystem to our code. */
 export function codeOfSystemError (err: unknown): ErrorCode {
   const code = (err as NodeJS.ErrnoException | undefined)?.code

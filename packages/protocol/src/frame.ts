@@ -23,6 +23,7 @@ export interface Frame {
 
 export function encodeFramePrefix (headerLength: number, payloadLength: number): Buffer {
   if (headerLength > MAX_HEADER) throw new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `message header of ${headerLength} bytes exceeds ${MAX_HEADER}`)
+  if (2 + headerLength + payloadLength > 0xffffffff) throw new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `frame of ${payloadLength} payload bytes cannot be framed`)
   const prefix = Buffer.allocUnsafe(FRAME_PREFIX)
   prefix.writeUInt32BE(2 + headerLength + payloadLength, 0)
   prefix.writeUInt16BE(headerLength, 4)
@@ -37,9 +38,16 @@ export class FrameDecoder {
   maxFrame: number
   #chunks: Buffer[] = []
   #buffered = 0
+  /** A bad prefix found after whole frames in the same chunk: those are delivered first. */
+  #error: FsyncdError | undefined
 
   constructor (maxFrame: number) {
     this.maxFrame = maxFrame
+  }
+
+  /** The error found after the frames the last `push` returned; the stream is dead past them. */
+  get error (): FsyncdError | undefined {
+    return this.#error
   }
 
   /** Bytes held that do not yet form a whole frame. */
@@ -48,6 +56,7 @@ export class FrameDecoder {
   }
 
   push (chunk: Buffer): Frame[] {
+    if (this.#error !== undefined) throw this.#error
     if (chunk.length > 0) {
       this.#chunks.push(chunk)
       this.#buffered += chunk.length
@@ -58,11 +67,18 @@ export class FrameDecoder {
       const head = this.#peek(FRAME_PREFIX)
       const len = head.readUInt32BE(0)
       const headerLength = head.readUInt16BE(4)
+      let problem: FsyncdError | undefined
       if (len - 2 > this.maxFrame) {
-        throw new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `frame of ${len - 2} bytes exceeds the limit of ${this.maxFrame}`)
+        problem = new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `frame of ${len - 2} bytes exceeds the limit of ${this.maxFrame}`)
+      } else if (len < 2 + headerLength || headerLength === 0) {
+        problem = new FsyncdError(ErrorCode.MALFORMED, `frame length ${len} does not hold its header of ${headerLength} bytes`)
       }
-      if (len < 2 + headerLength || headerLength === 0) {
-        throw new FsyncdError(ErrorCode.MALFORMED, `frame length ${len} does not hold its header of ${headerLength} bytes`)
+      if (problem !== undefined) {
+        if (frames.length === 0) throw problem
+        this.#error = problem
+        this.#chunks = []
+        this.#buffered = 0
+        break
       }
       if (this.#buffered < 4 + len) break
       const body = this.#take(4 + len).subarray(FRAME_PREFIX)
@@ -73,6 +89,7 @@ export class FrameDecoder {
 
   /** Call at end of stream: a frame cut short is an error, not a silent loss. */
   end (): void {
+    if (this.#error !== undefined) throw this.#error
     if (this.#buffered > 0) {
       throw new FsyncdError(ErrorCode.CLOSED, `connection closed inside a frame (${this.#buffered} bytes pending)`)
     }

@@ -25,7 +25,12 @@ function proofMatches (expected: Buffer, got: Buffer | null): boolean {
 }
 
 /** Client side. Throws FsyncdError(AUTH) when the server cannot prove the token, or refuses ours. */
+function checkToken (token: string | undefined): void {
+  if (token !== undefined && token.length === 0) throw new FsyncdError(ErrorCode.AUTH, 'an empty token is no token')
+}
+
 export async function clientHandshake (conn: Connection, token: string | undefined): Promise<void> {
+  checkToken(token)
   const nonce = randomBytes(NONCE_BYTES)
   await conn.send({ t: 'hello', version: PROTOCOL_VERSION, nonce })
   const challenge = await conn.expect('challenge')
@@ -46,6 +51,7 @@ export async function clientHandshake (conn: Connection, token: string | undefin
 
 /** Server side. Throws FsyncdError(AUTH/VERSION) after telling the client why. */
 export async function serverHandshake (conn: Connection, token: string | undefined): Promise<void> {
+  checkToken(token)
   const hello = await conn.expect('hello')
   const nonce = randomBytes(NONCE_BYTES)
   if (hello.version !== PROTOCOL_VERSION) {

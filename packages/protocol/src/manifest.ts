@@ -77,9 +77,9 @@ export class Manifest {
     for (const [p, e] of moved) this.set(p, e)
   }
 
-  /** Paths holding content with this SHA-256, if any. */
-  pathsWithHash (hash: Buffer): ReadonlySet<string> | undefined {
-    return this.#byHash.get(hash.toString('hex'))
+  /** Paths holding content with this SHA-256 (a copy: safe to hold while the manifest changes). */
+  pathsWithHash (hash: Buffer): string[] {
+    return [...(this.#byHash.get(hash.toString('hex')) ?? [])]
   }
 
   hasContent (hash: Buffer): boolean {

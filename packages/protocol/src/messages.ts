@@ -145,7 +145,7 @@ function wireEntry (v: unknown): WireEntry {
   const mode = uint(o, 'mode', MODE_MAX)
   const mtime = int(o, 'mtime')
   const size = uint(o, 'size')
-  const x = kind === 0 ? bytes(o, 'x', 32) : kind === 2 ? linkTarget(o, 'x') : null
+  const x = kind === 0 ? bytes(o, 'x', HASH_BYTES) : kind === 2 ? linkTarget(o, 'x') : null
   return [p, kind, mode, mtime, size, x]
 }
 

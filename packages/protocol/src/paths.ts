@@ -24,7 +24,9 @@ export function pathProblem (p: string): string | undefined {
     if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`
   }
   if (posix.normalize(p) !== p) return 'path is not canonical'
-  if (p === STATE_DIR || p.startsWith(STATE_DIR + '/')) return `${STATE_DIR} is reserved`
+  // Case-folded: on a case-insensitive destination `.FSYNCD` is the same folder.
+  const first = p.split('/', 1)[0] as string
+  if (first.toLowerCase() === STATE_DIR) return `${STATE_DIR} is reserved`
   return undefined
 }
 
