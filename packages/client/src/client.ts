@@ -8,13 +8,14 @@
  * collecting dirty paths; every reconnect reconciles the whole tree, so nothing is lost.
  */
 import { createHash } from 'node:crypto'
-import { lstat, mkdir } from 'node:fs/promises'
+import { lstat, mkdir, open } from 'node:fs/promises'
 import { connect as tcpConnect } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, STATE_DIR } from '@fsyncd/protocol'
 import { LocalTree, loadManifest, saveManifest } from '@fsyncd/tree'
-import { plan } from './planner.js'
+import { plan, type PlannedOp } from './planner.js'
+import { ServerBlocks } from './server-blocks.js'
 import { type Failure, Uploader, type UploadStats } from './uploader.js'
 import { TreeWatcher } from './watcher.js'
 
@@ -60,7 +61,7 @@ export class PushClient {
   readonly #remote = new Manifest()
   readonly #stateKey: string
   readonly #summary: PushSummary = {
-    ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0,
+    ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0,
     wireBytesOut: 0, wireBytesIn: 0, durationMs: 0, failures: [], listed: false,
   }
 
@@ -73,6 +74,7 @@ export class PushClient {
   #closed = false
   #wakeClosed: (() => void) | undefined
   #stateLoaded = false
+  #blocks: ServerBlocks | undefined
 
   constructor (opts: PushOptions) {
     this.#opts = { ...opts, src: resolve(opts.src) }
@@ -219,6 +221,7 @@ export class PushClient {
     const uploader = new Uploader(conn, {
       root: this.#opts.src,
       remote: this.#remote,
+      ...(this.#blocks !== undefined ? { blocks: this.#blocks } : {}),
       onDirty: (p) => this.#markDirty([p]),
     })
     const answers = uploader.readAnswers()
@@ -235,6 +238,7 @@ export class PushClient {
     s.deleted += u.deleted
     s.dataBytes += u.dataBytes
     s.literalBytes += u.literalBytes
+    s.copiedBytes += u.copiedBytes
     s.wireBytesOut += link.conn.bytesOut
     s.wireBytesIn += link.conn.bytesIn
     s.failures.push(...link.uploader.failures)
@@ -246,8 +250,10 @@ export class PushClient {
   async #reconcile (link: Link): Promise<void> {
     const started = Date.now()
     await this.#tree.scan('')
+    const unindexed = this.#unindexedServerContent()
     const ops = plan(this.#tree.manifest, this.#remote, [''])
     this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, scanMs: Date.now() - started }, 'reconciling')
+    await this.#warmBlocks(ops, unindexed)
     await link.uploader.push(ops)
   }
 
@@ -313,11 +319,37 @@ export class PushClient {
       await this.#watcher.restart()
       this.#markDirty(['']) // what happened while no subscription was listening
     }
+    const unindexed = this.#unindexedServerContent()
     const ops = plan(this.#tree.manifest, this.#remote, scope)
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
+    await this.#warmBlocks(ops, unindexed)
     await link.uploader.push(ops)
     this.#scheduleSave()
+  }
+
+  /**
+   * Called before planning, while the model still describes the server as it is: drops cached
+   * blocks of content the server no longer holds, and lists local files whose content the server
+   * holds but the cache lacks (a cold cache, content another client pushed). Reads nothing.
+   */
+  #unindexedServerContent (): Array<[string, Buffer]> {
+    const blocks = this.#blocks
+    if (blocks === undefined) return []
+    blocks.prune(this.#remote)
+    const out: Array<[string, Buffer]> = []
+    for (const [p, e] of this.#tree.manifest.entries()) {
+      if (e.kind === 'file' && e.size >= blocks.blockSize && !blocks.has(e.hash) && this.#remote.hasContent(e.hash)) out.push([p, e.hash])
+    }
+    return out
+  }
+
+  /** Indexes those files, only when the plan uploads something the index could help with. */
+  async #warmBlocks (ops: PlannedOp[], unindexed: Array<[string, Buffer]>): Promise<void> {
+    const blocks = this.#blocks
+    if (blocks === undefined || unindexed.length === 0) return
+    if (!ops.some((op) => op.t === 'file' && !op.have && op.entry.size >= blocks.blockSize)) return
+    for (const [p, hash] of unindexed) await indexLocalFile(blocks, this.#tree.abs(p), hash)
   }
 
   // ---- state ----------------------------------------------------------------------------------
@@ -333,7 +365,7 @@ export class PushClient {
     this.#saveTimer.unref()
   }
 
-  #stateFile (kind: 'local' | 'remote'): string {
+  #stateFile (kind: 'local' | 'remote' | 'blocks'): string {
     return join(this.#opts.stateDir, `${this.#stateKey}.${kind}`)
   }
 
@@ -342,6 +374,8 @@ export class PushClient {
     this.#stateLoaded = true
     await mkdir(this.#opts.stateDir, { recursive: true })
     await this.#tree.load(this.#stateFile('local'))
+    this.#blocks = await ServerBlocks.create()
+    await this.#blocks.load(this.#stateFile('blocks'))
     const rows = await loadManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`)
     for (const [p, e] of rows ?? []) this.#remote.set(p, e)
   }
@@ -353,6 +387,10 @@ export class PushClient {
     // Only a view every op of which was acknowledged is worth keeping; otherwise the next
     // connect will find the digests differ and list.
     await saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote)
+    if (this.#blocks !== undefined) {
+      // Not pruned here: while operations are in flight the model is ahead of the server.
+      await this.#blocks.save(this.#stateFile('blocks'))
+    }
   }
 
   // ---- helpers --------------------------------------------------------------------------------
@@ -366,6 +404,26 @@ export class PushClient {
 
   async #sleep (ms: number): Promise<void> {
     await Promise.race([new Promise((resolve) => setTimeout(resolve, ms)), this.#closedPromise()])
+  }
+}
+
+async function indexLocalFile (blocks: ServerBlocks, abs: string, hash: Buffer): Promise<void> {
+  const fh = await open(abs, 'r').catch(() => undefined)
+  if (fh === undefined) return
+  try {
+    const pending = blocks.begin(hash)
+    if (pending === undefined) return
+    const h = createHash('sha256')
+    const buf = Buffer.allocUnsafe(1024 * 1024)
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      if (bytesRead === 0) break
+      h.update(buf.subarray(0, bytesRead))
+      pending.push(buf.subarray(0, bytesRead))
+    }
+    if (h.digest().equals(hash)) pending.commit()
+  } finally {
+    await fh.close()
   }
 }
 

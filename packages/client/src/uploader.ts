@@ -6,13 +6,12 @@
  */
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
-import { promisify } from 'node:util'
-import { deflateRaw as deflateRawCb } from 'node:zlib'
-import type { Connection, ErrorCode, Manifest, Operation } from '@fsyncd/protocol'
+import type { DeltaOp } from '@fsyncd/delta'
+import { type Connection, type ErrorCode, type Manifest, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
 import { sameVersion } from '@fsyncd/tree'
+import { LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
-
-const deflateRaw = promisify(deflateRawCb)
+import type { ServerBlocks } from './server-blocks.js'
 const CHUNK = 256 * 1024
 
 export interface UploadStats {
@@ -24,11 +23,16 @@ export interface UploadStats {
   dataBytes: number
   /** Literal bytes sent after compression. */
   literalBytes: number
+  /** Bytes the server copied from content it held (the delta path). */
+  copiedBytes: number
 }
 
 export interface Failure { path: string, code: ErrorCode, message: string }
 
 interface Pending { op: PlannedOp, bytes: number }
+
+/** A `file` upload, and whether it may use the delta path (not after the server refused a delta). */
+type FileOp = Extract<PlannedOp, { t: 'file' }> & { noDelta?: boolean }
 
 export interface UploaderOptions {
   root: string
@@ -38,10 +42,12 @@ export interface UploaderOptions {
   maxInflightBytes?: number
   /** Told about a path that must be looked at again (it changed while being sent, or failed). */
   onDirty?: (path: string) => void
+  /** The client's cache of the server's blocks; without it every upload is literal. */
+  blocks?: ServerBlocks
 }
 
 export class Uploader {
-  readonly stats: UploadStats = { ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0 }
+  readonly stats: UploadStats = { ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0 }
   readonly failures: Failure[] = []
   readonly #conn: Connection
   readonly #opts: UploaderOptions
@@ -115,7 +121,7 @@ export class Uploader {
       return
     }
     await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: false })
-    const sent = await this.sendContent(id, op.path, e)
+    const sent = await this.sendContent(id, op.path, e, (op as FileOp).noDelta !== true)
     pending.bytes = sent
     this.#inflightBytes += sent
     if (sent < 0) {
@@ -130,48 +136,67 @@ export class Uploader {
   }
 
   /**
-   * Streams the content of `path` as `data` frames and closes it with `end`, or `abort` when the
-   * file is not the version planned (changed since the scan, or while being read). Returns the
-   * literal bytes sent, or -1 when aborted.
+   * Streams the content of `path` and closes it with `end`, or `abort` when the file is not the
+   * version planned (changed since the scan, or while being read). With a block cache of the
+   * server's content, the content goes through the delta engine: ranges the server already
+   * holds (in any file, at any offset) become `copy` messages, the rest compressed `data`.
+   * Returns the bytes of literal payload sent, or -1 when aborted.
    */
-  async sendContent (id: number, path: string, entry: FileEntry): Promise<number> {
+  async sendContent (id: number, path: string, entry: FileEntry, delta = true): Promise<number> {
     const fh = await open(`${this.#opts.root}/${path}`, 'r').catch(() => undefined)
     if (fh === undefined) {
       await this.#conn.send({ t: 'abort', id })
       return -1
     }
+    const blocks = this.#opts.blocks
+    const pending = blocks?.begin(entry.hash)
+    const deltifier = delta && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
+    const literals = new LiteralEncoder()
     let sent = 0
+    const emit = async (ops: DeltaOp[]): Promise<void> => {
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i] as DeltaOp
+        if (op.type === 'literal') {
+          const { z, payload } = await literals.encode(op.data)
+          await this.#conn.send({ t: 'data', id, z }, payload)
+          sent += payload.length
+          continue
+        }
+        // Consecutive copies from the same base travel as one message.
+        const base = blocks?.hashOf(op.fileRef) as Buffer
+        const ranges: Array<[number, number]> = [[op.offset, op.length]]
+        while (i + 1 < ops.length && ranges.length < MAX_RANGES_PER_COPY) {
+          const next = ops[i + 1] as DeltaOp
+          if (next.type !== 'copy' || next.fileRef !== op.fileRef) break
+          ranges.push([next.offset, next.length])
+          i++
+        }
+        await this.#conn.send({ t: 'copy', id, base, ranges })
+        this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
+      }
+    }
     try {
       const before = await fh.stat()
       const h = createHash('sha256')
-      let compress = true
       for (;;) {
-        const buf = Buffer.allocUnsafe(CHUNK)
-        const { bytesRead } = await fh.read(buf, 0, CHUNK, null)
+        const chunk = Buffer.allocUnsafe(CHUNK)
+        const { bytesRead } = await fh.read(chunk, 0, CHUNK, null)
         if (bytesRead === 0) break
-        const chunk = buf.subarray(0, bytesRead)
-        h.update(chunk)
-        let payload = chunk
-        let z: 0 | 1 = 0
-        if (compress && chunk.length >= 512) {
-          const packed = await deflateRaw(chunk, { level: 1 })
-          if (packed.length < chunk.length * 0.9) {
-            payload = packed
-            z = 1
-          } else {
-            compress = false // incompressible data: do not spend CPU on the rest
-          }
-        }
-        await this.#conn.send({ t: 'data', id, z }, payload)
-        sent += payload.length
-        this.stats.literalBytes += payload.length
+        const data = chunk.subarray(0, bytesRead)
+        h.update(data)
+        pending?.push(data)
+        await emit(deltifier === undefined ? [{ type: 'literal', data }] : deltifier.push(data))
       }
+      if (deltifier !== undefined) await emit(deltifier.end())
       const after = await fh.stat()
       if (!sameVersion(before, after) || !h.digest().equals(entry.hash)) {
         await this.#conn.send({ t: 'abort', id })
         return -1
       }
       await this.#conn.send({ t: 'end', id })
+      // The server applies operations in order: from now on, later files may copy from this one.
+      pending?.commit()
+      this.stats.literalBytes += sent
       return sent
     } finally {
       await fh.close()
@@ -183,6 +208,14 @@ export class Uploader {
       // Our model said the server had this content; it does not (any more). Send the data.
       this.stats.filesDeduplicated--
       await this.#send({ ...op, have: false })
+      return
+    }
+    if (op.t === 'file' && !op.have && (op as FileOp).noDelta !== true && (code === 'MISSING' || code === 'HASH_MISMATCH')) {
+      // A base our cache believed in is gone or differs: the safe path sends every byte.
+      this.stats.filesSent--
+      this.stats.dataBytes -= op.entry.size
+      const retry: FileOp = { ...op, noDelta: true }
+      await this.#send(retry)
       return
     }
     const path = op.t === 'move' ? op.to : op.path

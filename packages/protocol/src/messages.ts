@@ -49,8 +49,9 @@ export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mti
  * holds (nack MISSING if it does not); otherwise `data`/`copy` messages follow, closed by `end`.
  */
 export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean }
-/** Literal bytes of file `id` in the frame's payload; `z` 1 = deflate-raw compressed. */
-export interface Data { t: 'data', id: number, z: 0 | 1 }
+/** Literal bytes of file `id` in the frame's payload; `z`: 0 raw, 1 deflate-raw, 2 brotli. */
+export interface Data { t: 'data', id: number, z: Compression }
+export type Compression = 0 | 1 | 2
 /** Ranges [offset, length] of server content `base` (by SHA-256) to append to file `id`: the delta path. */
 export interface Copy { t: 'copy', id: number, base: Buffer, ranges: Array<[number, number]> }
 export interface End { t: 'end', id: number }
@@ -180,7 +181,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     hash: bytes(o, 'hash', HASH_BYTES),
     have: o.have === undefined ? false : bool(o, 'have'),
   }),
-  data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 1) as 0 | 1 }),
+  data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 2) as Compression }),
   copy: (o) => ({
     t: 'copy',
     id: uint(o, 'id', ID_MAX),

@@ -228,7 +228,7 @@ const malformed: Array<[string, unknown, string]> = [
   ['file have "yes"', withField(base.file, 'have', 'yes'), M], ['file have 1', withField(base.file, 'have', 1), M], ['file have nil', withField(base.file, 'have', null), M],
   ['file path .fsyncd/tmp/x', withField(base.file, 'path', '.fsyncd/tmp/x'), P],
   // data, copy
-  ['data z 2', { t: 'data', id: 1, z: 2 }, M], ['data z -1', { t: 'data', id: 1, z: -1 }, M], ['data z true', { t: 'data', id: 1, z: true }, M],
+  ['data z 3', { t: 'data', id: 1, z: 3 }, M], ['data z -1', { t: 'data', id: 1, z: -1 }, M], ['data z true', { t: 'data', id: 1, z: true }, M],
   ['data without id', { t: 'data' }, M], ['data z nil', { t: 'data', id: 1, z: null }, M],
   ['copy without base', without(base.copy, 'base'), M], ['copy base 31 bytes', withField(base.copy, 'base', Buffer.alloc(31)), M],
   ['copy base an index', withField(base.copy, 'base', 0), M], ['copy base nil', withField(base.copy, 'base', null), M],

@@ -4,11 +4,11 @@
  * that fit the state but fail to apply (a bad path, a missing base, a full disk) are answered
  * with a `nack` and the session goes on; a protocol violation ends this connection only.
  */
-import { inflateRawSync } from 'node:zlib'
+import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
   type Connection, ErrorCode, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
-  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK,
+  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8,
 } from '@fsyncd/protocol'
 import type { IncomingFile } from './incoming-file.js'
 import type { Store } from './store.js'
@@ -113,7 +113,9 @@ export class Session {
         if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, msg))
         return await this.#beginUpload(msg)
       case 'data': return await this.#onUpload(msg.id, async (u) => {
-        const data = msg.z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED }) : payload
+        const data = msg.z === 0 ? payload
+          : msg.z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED })
+            : brotliDecompressSync(payload, { maxOutputLength: MAX_INFLATED })
         this.#bytesSinceFlush += data.length
         await u.write(data)
       })
@@ -198,7 +200,7 @@ export class Session {
     const code = err instanceof FsyncdError ? err.code : codeOfSystemError(err)
     const message = (err as Error).message
     this.#log.warn({ id, code, err: message }, 'operation failed')
-    await this.#conn.send({ t: 'nack', id, code, message: message.slice(0, 4000) })
+    await this.#conn.send({ t: 'nack', id, code, message: truncateUtf8(message, 4000) })
   }
 
   async #flush (): Promise<void> {

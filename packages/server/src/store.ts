@@ -290,7 +290,7 @@ export class Store {
   }
 
   async #pathOfContent (hash: Buffer): Promise<string | undefined> {
-    for (const p of this.manifest.pathsWithHash(hash) ?? []) {
+    for (const p of this.manifest.pathsWithHash(hash)) {
       try {
         await this.#checkParents(p)
         return p

@@ -1,0 +1,117 @@
+import t from 'tap'
+import { BlockIndex, createStrongHasher } from '../src/index.js'
+import { concat, deltify, type Feed, firstDifference, indexOf, rebuild, statsOf } from './helpers/harness.js'
+import { Prng } from './helpers/prng.js'
+
+/**
+ * Seeded random scenarios: server files of random lengths, a target assembled from slices of
+ * them (aligned or not), new bytes and zeros, then mutated (insert, delete, overwrite, duplicate,
+ * reorder), fed in random chunk sizes down to one byte. The delta must rebuild the target
+ * byte-exact, pass the server's checks, and carry no more literal bytes than the new bytes plus
+ * two blocks per seam (every seam can spoil the blocks that straddle it, and no more).
+ */
+const hasher = await createStrongHasher()
+const ROUNDS = 400
+
+interface Scenario {
+  files: Map<number, Uint8Array>
+  target: Uint8Array
+  /** Bytes in the target that no server file holds, as far as the generator knows. */
+  newBytes: number
+  seams: number
+}
+
+function scenario (r: Prng, B: number): Scenario {
+  const files = new Map<number, Uint8Array>()
+  const fileCount = r.below(5)
+  for (let i = 0; i < fileCount; i++) {
+    const blocks = r.below(12)
+    const length = r.below(3) === 0 ? blocks * B : blocks * B + r.below(B)
+    files.set(r.next(), r.bytes(length))
+  }
+  const contents = [...files.values()]
+  const parts: Uint8Array[] = []
+  let newBytes = 0
+  let seams = 0
+  const segments = r.between(0, 8)
+  for (let i = 0; i < segments; i++) {
+    const kind = contents.length > 0 ? r.below(4) : 3
+    if (kind <= 1) {
+      const source = r.pick(contents)
+      const start = kind === 0 ? B * r.below(Math.ceil(source.length / B) + 1) : r.below(source.length + 1)
+      parts.push(source.subarray(start, start + r.below(source.length - Math.min(start, source.length) + 1)))
+    } else {
+      const bytes = kind === 2 ? new Uint8Array(r.below(3 * B)) : r.bytes(r.below(3 * B))
+      parts.push(bytes)
+      newBytes += bytes.length
+    }
+    seams++
+  }
+  let target = concat(...parts)
+  const mutations = r.below(6)
+  for (let i = 0; i < mutations && target.length > 0; i++) {
+    const at = r.below(target.length)
+    const length = r.between(1, 2 * B)
+    switch (r.below(5)) {
+      case 0: { // insert
+        const bytes = r.bytes(length)
+        target = concat(target.subarray(0, at), bytes, target.subarray(at))
+        newBytes += length
+        break
+      }
+      case 1: // delete
+        target = concat(target.subarray(0, at), target.subarray(at + length))
+        break
+      case 2: { // overwrite
+        const bytes = r.bytes(Math.min(length, target.length - at))
+        target = concat(target.subarray(0, at), bytes, target.subarray(at + bytes.length))
+        newBytes += bytes.length
+        break
+      }
+      case 3: // duplicate a range
+        target = concat(target, target.subarray(at, at + 3 * length))
+        break
+      default: { // reorder: swap the halves around at
+        target = concat(target.subarray(at), target.subarray(0, at))
+        break
+      }
+    }
+    seams += 2
+  }
+  return { files, target, newBytes, seams }
+}
+
+t.test('random scenarios rebuild byte-exact and cost no more than their new bytes', async (t) => {
+  let checked = 0
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = new Prng(round + 1)
+    const B = r.pick([8, 16, 64, 512])
+    const { files, target, newBytes, seams } = scenario(r, B)
+    const maxLiteral = r.below(4) === 0 ? r.between(1, 3 * B) : undefined
+    const feed: Feed = target.length < 3000 && r.below(3) === 0 ? 'bytes' : 'random'
+    const index = indexOf(hasher, files, B, r.pick<Feed>(['whole', 'random', 'bytes']), round)
+    const ops = deltify(hasher, index, target, feed, round, { maxLiteral })
+    const rebuilt = rebuild(ops, files, maxLiteral)
+    const where = `round ${round} (B=${B}, ${files.size} files, target ${target.length} B, feed ${feed})`
+    if (firstDifference(rebuilt, target) !== -1) {
+      t.fail(`${where}: rebuilt differs at byte ${firstDifference(rebuilt, target)}`)
+      continue
+    }
+    const { literalBytes } = statsOf(ops)
+    const bound = Math.min(target.length, newBytes + (seams + 1) * 2 * B)
+    if (literalBytes > bound) t.fail(`${where}: ${literalBytes} literal bytes > ${bound}`)
+    checked++
+  }
+  t.equal(checked, ROUNDS, 'every round passed')
+})
+
+t.test('a deserialized index gives the same delta as the original', async (t) => {
+  for (let round = 0; round < 40; round++) {
+    const r = new Prng(9000 + round)
+    const B = r.pick([8, 64, 512])
+    const { files, target } = scenario(r, B)
+    const index = indexOf(hasher, files, B)
+    const copy = BlockIndex.deserialize(index.serialize())
+    t.same(deltify(hasher, copy, target, 'random', round), deltify(hasher, index, target, 'random', round), `round ${round}`)
+  }
+})

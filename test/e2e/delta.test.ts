@@ -1,0 +1,72 @@
+/**
+ * The delta path end to end: a file that shares content with any file on the server costs only
+ * its new bytes, counted by a proxy between the real CLI processes; a stale cache falls back to
+ * sending the data and still ends with the right file.
+ */
+import t from 'tap'
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CountingProxy, diffTrees, pushOnce, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+
+const MB = 1024 * 1024
+
+t.test('edits, inserts, appends and concatenations cost only their new bytes', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  writeFileSync(join(src, 'big.bin'), seededBytes(21, 8 * MB))
+  writeFileSync(join(src, 'other.bin'), seededBytes(22, 2 * MB))
+  writeFileSync(join(src, 'log.txt'), Array.from({ length: 50_000 }, (_, i) => `line ${i} ${i * 7919 % 10007}`).join('\n'))
+  const server = await startServer(dest)
+  const proxy = new CountingProxy(server.port)
+  await proxy.listen()
+  t.teardown(async () => { await proxy.close(); await server.stop() })
+  t.equal((await pushOnce(src, proxy.port, state)).code, 0)
+
+  const step = async (label: string, change: () => void, maxBytes: number): Promise<void> => {
+    change()
+    proxy.reset()
+    const r = await pushOnce(src, proxy.port, state)
+    t.equal(r.code, 0, `${label}: ${r.stderr.slice(-300)}`)
+    t.same(diffTrees(src, dest), [], `${label}: converged`)
+    t.ok(proxy.total < maxBytes, `${label}: ${proxy.total} bytes on the wire (< ${maxBytes})`)
+  }
+
+  await step('100 bytes inserted in the middle of 8 MB', () => {
+    const b = readFileSync(join(src, 'big.bin'))
+    writeFileSync(join(src, 'big.bin'), Buffer.concat([b.subarray(0, 4 * MB + 17), seededBytes(23, 100), b.subarray(4 * MB + 17)]))
+  }, 2048)
+  await step('10 scattered 1 KiB overwrites', () => {
+    const b = readFileSync(join(src, 'big.bin'))
+    for (let i = 0; i < 10; i++) seededBytes(30 + i, 1024).copy(b, 1000 + i * 800_000)
+    writeFileSync(join(src, 'big.bin'), b)
+  }, 10 * (1024 + 2 * 1024) + 2048)
+  await step('a new file that is two server files back to back', () => {
+    writeFileSync(join(src, 'concat.bin'), Buffer.concat([readFileSync(join(src, 'other.bin')), readFileSync(join(src, 'big.bin'))]))
+  }, 2048)
+  await step('text appended to a log', () => {
+    appendFileSync(join(src, 'log.txt'), Array.from({ length: 2000 }, (_, i) => `\nappended ${i} ${i * 31 % 97}`).join(''))
+  }, 12 * 1024)
+})
+
+t.test('a stale block cache falls back to the data and never leaves a wrong file', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  writeFileSync(join(src, 'f.bin'), seededBytes(41, 1 * MB))
+  let server = await startServer(dest)
+  t.equal((await pushOnce(src, server.port, state)).code, 0)
+  await server.stop()
+  // The server's copy changes behind the client's back, keeping its size: the cache is stale.
+  const onServer = readFileSync(join(dest, 'f.bin'))
+  seededBytes(42, 64 * 1024).copy(onServer, 100_000)
+  writeFileSync(join(dest, 'f.bin'), onServer)
+  server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const b = readFileSync(join(src, 'f.bin'))
+  b[5] = b[5]! ^ 0xff
+  writeFileSync(join(src, 'f.bin'), b)
+  const r = await pushOnce(src, server.port, state)
+  t.equal(r.code, 0, r.stderr)
+  t.same(diffTrees(src, dest), [], 'the right content, whatever the cache said')
+})
