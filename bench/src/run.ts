@@ -1,1 +1,171 @@
-export {}
+/**
+ * `npm run bench`: bytes on the wire and time of fsyncd beside rsync and a naive upload, plus
+ * watch latency, a many-files scale run and (full runs) the delta engine's speed.
+ *
+ *   node bench/dist/run.js [--quick] [--only initial,edit,…,watch,scale,engine] [--json-out FILE] [--keep]
+ *
+ * Prints Markdown on stdout (progress on stderr), writes JSON to bench/results/<timestamp>.json,
+ * and a full unfiltered run refreshes the table in bench/README.md. Exits 1 on a correctness
+ * mismatch (or a tool failure); never on speed.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { runScenario, type ScenarioResult } from './compare.js'
+import { BENCH_DIST, useFsyncdBin } from './proc.js'
+import { freezeProduct, type Product } from './product.js'
+import { machine, machineLine, scaleTable, scenarioTable, watchTable } from './report.js'
+import { scale, type ScaleResult } from './scale.js'
+import { FULL, QUICK, SCENARIOS } from './scenarios.js'
+import { FsyncdTool } from './tools/fsyncd.js'
+import { NaiveTool } from './tools/naive.js'
+import { RsyncDaemon, RsyncTool, rsyncVersion } from './tools/rsync.js'
+import type { Tool } from './tools/tool.js'
+import { watchLatency, type WatchResult } from './watch-latency.js'
+
+const EXTRAS = ['watch', 'scale', 'engine']
+const BENCH_DIR = join(BENCH_DIST, '..')
+
+interface Args { quick: boolean, only: string[] | undefined, jsonOut: string | undefined, keep: boolean }
+
+function parseArgs (argv: string[]): Args {
+  const args: Args = { quick: false, only: undefined, jsonOut: undefined, keep: false }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    const value = (): string => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]
+      if (v === undefined || v === '') throw new Error(`${a} needs a value`)
+      return v
+    }
+    if (a === '--quick') args.quick = true
+    else if (a === '--keep') args.keep = true
+    else if (a.startsWith('--only')) args.only = value().split(',').map((s) => s.trim()).filter((s) => s !== '')
+    else if (a.startsWith('--json-out')) args.jsonOut = value()
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep]\n`)
+      process.exit(0)
+    } else throw new Error(`unknown argument ${a}`)
+  }
+  const known = new Set([...SCENARIOS.map((s) => s.name), ...EXTRAS])
+  for (const n of args.only ?? []) if (!known.has(n)) throw new Error(`--only: unknown scenario ${n} (known: ${[...known].join(', ')})`)
+  return args
+}
+
+const log = (s: string): void => { process.stderr.write(`[bench] ${s}\n`) }
+
+/** Runs the other helper's engine bench (bench/dist/engine.js) if it was built; its stdout is Markdown. */
+async function engineBench (): Promise<{ output: string, code: number | null, ms: number } | undefined> {
+  const script = join(BENCH_DIST, 'engine.js')
+  if (!existsSync(script)) return undefined
+  const t0 = performance.now()
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGTERM'), 10 * 60_000)
+    child.on('close', (code) => { clearTimeout(timer); resolve({ output: out.trim(), code, ms: performance.now() - t0 }) })
+  })
+}
+
+async function updateReadme (markdown: string): Promise<void> {
+  const path = join(BENCH_DIR, 'README.md')
+  const start = '<!-- bench:results:start -->'
+  const end = '<!-- bench:results:end -->'
+  const text = await readFile(path, 'utf8').catch(() => '')
+  const i = text.indexOf(start)
+  const j = text.indexOf(end)
+  if (i < 0 || j < i) { log('bench/README.md has no results markers; not updated'); return }
+  await writeFile(path, `${text.slice(0, i + start.length)}\n${markdown}\n${text.slice(j)}`)
+  log('bench/README.md updated')
+}
+
+async function main (): Promise<number> {
+  const args = parseArgs(process.argv.slice(2))
+  const t0 = performance.now()
+  const wanted = (name: string): boolean => args.only === undefined || args.only.includes(name)
+  const sizes = args.quick ? QUICK : FULL
+  const rsync = rsyncVersion()
+  const m = machine(rsync)
+  const work = await mkdtemp(join(tmpdir(), 'fsyncd-bench-'))
+  const product: Product = await freezeProduct(work)
+  useFsyncdBin(product.bin)
+  log(`${args.quick ? 'quick' : 'full'} run in ${work}; ${machineLine(m)}`)
+  log(`fsyncd at ${product.commit}${product.dirty.length > 0 ? ` + ${product.dirty.length} uncommitted changes` : ''}, frozen copy of the build in ${product.bin}`)
+  if (rsync === undefined) log('rsync is not installed (apt-get install -y rsync): rsync rows are left out')
+
+  let daemon: RsyncDaemon | undefined
+  const scenarios: ScenarioResult[] = []
+  let watch: WatchResult | undefined
+  let scaled: ScaleResult | undefined
+  let engine: Awaited<ReturnType<typeof engineBench>>
+  try {
+    if (rsync !== undefined) {
+      daemon = new RsyncDaemon(work)
+      await daemon.start()
+    }
+    const rsyncs = (z: boolean[]): Tool[] => daemon === undefined ? [] : z.map((c) => new RsyncTool(daemon as RsyncDaemon, c))
+    for (const sc of SCENARIOS.filter((s) => wanted(s.name))) {
+      log(`scenario ${sc.name}: ${sc.describe(sizes)}`)
+      scenarios.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs([false, true]), new NaiveTool()]))
+    }
+    if (wanted('watch')) {
+      const saves = args.quick ? 60 : 300
+      log(`watch latency: ${saves} saves`)
+      watch = await watchLatency(work, saves)
+    }
+    if (wanted('scale')) {
+      const files = args.quick ? 10_000 : 100_000
+      log(`scale: ${files} files`)
+      scaled = await scale(work, files, () => [new FsyncdTool(), ...rsyncs([false])])
+    }
+    if (!args.quick && wanted('engine')) {
+      log('engine: node bench/dist/engine.js')
+      engine = await engineBench()
+      if (engine === undefined) log('bench/dist/engine.js is absent: engine speed skipped')
+      else if (engine.code !== 0) log(`engine bench exited ${String(engine.code)}`)
+    }
+  } finally {
+    await daemon?.stop()
+    if (!args.keep) await rm(work, { recursive: true, force: true })
+  }
+
+  const totalMs = performance.now() - t0
+  const failures = [
+    ...scenarios.flatMap((s) => s.outcomes.filter((o) => o.mismatch.length > 0).map((o) => `${s.name} / ${o.tool}: ${o.mismatch.join('; ')}`)),
+    ...(watch !== undefined && watch.mismatch.length > 0 ? [`watch: ${watch.mismatch.join('; ')}`] : []),
+    ...(scaled?.rows.filter((r) => r.mismatch.length > 0).map((r) => `scale / ${r.tool}: ${r.mismatch.join('; ')}`) ?? []),
+  ]
+  const version = `fsyncd ${product.commit}${product.dirty.length > 0 ? ` with uncommitted changes in ${product.dirty.length} files` : ''}`
+  const sections = [`fsyncd bench (${args.quick ? 'quick' : 'full'}) — ${version} — ${machineLine(m)}`]
+  if (scenarios.length > 0) sections.push('### Bytes on the wire, one measured sync per tool\n\n' + scenarioTable(scenarios))
+  if (watch !== undefined) sections.push('### Watch latency (close() → file at its final name on the server, content checked)\n\n' + watchTable(watch))
+  if (scaled !== undefined) sections.push('### Scale\n\n' + scaleTable(scaled))
+  if (engine !== undefined) sections.push('### Delta engine (bench/dist/engine.js)\n\n' + (engine.output === '' ? `(no output; exit ${String(engine.code)})` : engine.output))
+  sections.push(`Total bench time ${(totalMs / 1000).toFixed(1)} s.`)
+  const markdown = sections.join('\n\n')
+  process.stdout.write(markdown + '\n')
+
+  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, sizes, totalMs, scenarios, watch: watch ?? null, scale: scaled ?? null, engine: engine ?? null, failures }
+  const out = args.jsonOut ?? join(BENCH_DIR, 'results', `${m.date.replace(/[:.]/g, '-')}.json`)
+  await mkdir(join(out, '..'), { recursive: true })
+  await writeFile(out, JSON.stringify(json, null, 2) + '\n')
+  log(`JSON written to ${out}`)
+  if (!args.quick && args.only === undefined) {
+    if (failures.length === 0) await updateReadme(markdown)
+    else log('bench/README.md left as it was: this run had correctness failures')
+  }
+
+  if (failures.length > 0) {
+    process.stderr.write(`\nCORRECTNESS FAILURES (${failures.length}):\n${failures.map((f) => `  ${f}`).join('\n')}\n`)
+    return 1
+  }
+  return 0
+}
+
+main().then((code) => { process.exitCode = code }, (err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`)
+  process.exitCode = 2
+})

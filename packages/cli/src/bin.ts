@@ -53,13 +53,15 @@ async function main (): Promise<number> {
       .positional('target', { type: 'string', demandOption: true, describe: 'server as host:port' })
       .option('once', { type: 'boolean', default: false, describe: 'reconcile, wait until the server made it durable, exit' })
       .option('state-dir', { type: 'string', describe: 'where the client keeps its caches (default: $XDG_STATE_HOME/fsyncd)' })
+      .option('rescan-interval', { type: 'number', default: 3600, describe: 'watch mode: seconds between full rescans (the watcher is a hint; this catches what it misses)' })
       .example('$0 push ~/project 127.0.0.1:7000', 'sync, then keep syncing every change')
       .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary'),
     (argv) => {
       const target = parseTarget(argv.target)
       if (target === undefined) throw new UsageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
       const log = createLogger(argv.logLevel)
-      result = push({ src: argv.src, ...target, token: readToken(argv.tokenFile), once: argv.once, json: argv.json, stateDir: argv.stateDir }, log)
+      if (!(argv.rescanInterval > 0)) throw new UsageError('--rescan-interval must be a positive number of seconds')
+      result = push({ src: argv.src, ...target, token: readToken(argv.tokenFile), once: argv.once, json: argv.json, stateDir: argv.stateDir, rescanIntervalMs: argv.rescanInterval * 1000 }, log)
     })
     .command('demo', 'sync the bundled sample folder to a temp folder through a local server, and check the result', (y) => y,
       (argv) => { result = demo(createLogger(argv.logLevel === 'info' ? 'warn' : argv.logLevel)) })

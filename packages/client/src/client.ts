@@ -223,6 +223,7 @@ export class PushClient {
       remote: this.#remote,
       ...(this.#blocks !== undefined ? { blocks: this.#blocks } : {}),
       onDirty: (p) => this.#markDirty([p]),
+      onFailure: (f) => this.#log.error(f, 'the server refused a change'),
     })
     const answers = uploader.readAnswers()
     answers.catch(() => {}) // observed through Promise.race / drain
@@ -306,18 +307,20 @@ export class PushClient {
     }
     this.#dirty.clear()
     this.#fullRescan = false
-    const appeared: string[] = []
     for (const p of scope) {
       const before = this.#tree.manifest.get(p)
       await this.#tree.scan(p)
-      if (before === undefined && this.#tree.manifest.get(p)?.kind === 'dir') appeared.push(p)
-    }
-    // A folder that appeared with subfolders in it was most likely renamed here: the watcher is
-    // blind below such a folder until it subscribes again (see TreeWatcher.restart).
-    const renamed = appeared.filter((d) => this.#tree.manifest.subtree(d).some((c) => c !== d && this.#tree.manifest.get(c)?.kind === 'dir'))
-    if (renamed.length > 0 && this.#watcher !== undefined) {
-      await this.#watcher.restart()
-      this.#markDirty(['']) // what happened while no subscription was listening
+      const after = this.#tree.manifest.get(p)
+      if (before?.kind === 'dir' && after?.kind !== 'dir') this.#watcher?.unwatchFolder(p)
+      if (before === undefined && after?.kind === 'dir') {
+        // A folder that arrived whole (renamed here, `mkdir -p`): the watcher is blind below it.
+        const folders = this.#tree.manifest.subtree(p).filter((c) => c !== p && this.#tree.manifest.get(c)?.kind === 'dir')
+        if (folders.length > 0) {
+          this.#watcher?.watchFolders([p, ...folders])
+          // What was written there before the watches took hold.
+          for (const f of folders) await this.#tree.scan(f)
+        }
+      }
     }
     const unindexed = this.#unindexedServerContent()
     const ops = plan(this.#tree.manifest, this.#remote, scope)

@@ -42,6 +42,8 @@ export interface UploaderOptions {
   maxInflightBytes?: number
   /** Told about a path that must be looked at again (it changed while being sent, or failed). */
   onDirty?: (path: string) => void
+  /** Told about each operation the server refused. */
+  onFailure?: (f: Failure) => void
   /** The client's cache of the server's blocks; without it every upload is literal. */
   blocks?: ServerBlocks
 }
@@ -220,6 +222,7 @@ export class Uploader {
     }
     const path = op.t === 'move' ? op.to : op.path
     this.failures.push({ path, code, message })
+    this.#opts.onFailure?.({ path, code, message })
     // We no longer know what the server holds there: forget it, so the next plan sends it again.
     this.#opts.remote.deleteTree(path)
     if (op.t === 'move') this.#opts.remote.deleteTree(op.from)

@@ -1,27 +1,30 @@
 /**
  * Filesystem events as hints: @parcel/watcher tells which paths may have changed; the caller
- * rescans them. It drops events under bursts and says nothing of a renamed folder's children,
- * so the client rescans whole subtrees and reconciles periodically: a missed event delays a
- * change, it never loses it.
+ * rescans them. It drops events under bursts, and its inotify backend does not watch the
+ * subfolders of a folder that arrives whole (a renamed folder, `mkdir -p`): writes there are
+ * reported under the old name or not at all. So the caller asks `watchFolders` for such
+ * subtrees, which adds a plain fs.watch per folder beside parcel's subscription, and rescans
+ * everything periodically: a missed event delays a change, it never loses it.
  */
-import { relative, sep } from 'node:path'
+import { type FSWatcher, watch } from 'node:fs'
+import { join, relative, sep } from 'node:path'
 import watcher from '@parcel/watcher'
 
 export type DirtyListener = (paths: string[]) => void
 
+/** Extra per-folder watches at most; past that, the periodic rescan is the safety net. */
+const MAX_EXTRA_WATCHES = 4096
+
 export class TreeWatcher {
   readonly #root: string
-  readonly #ignore: string[]
   readonly #onDirty: DirtyListener
-  readonly #onError: (err: Error) => void
-  #subscription: watcher.AsyncSubscription | undefined
-  #generation = 0
+  readonly #subscription: watcher.AsyncSubscription
+  readonly #extra = new Map<string, FSWatcher>()
 
-  private constructor (root: string, ignore: string[], onDirty: DirtyListener, onError: (err: Error) => void) {
+  private constructor (root: string, subscription: watcher.AsyncSubscription, onDirty: DirtyListener) {
     this.#root = root
-    this.#ignore = ignore
+    this.#subscription = subscription
     this.#onDirty = onDirty
-    this.#onError = onError
   }
 
   /**
@@ -29,45 +32,57 @@ export class TreeWatcher {
    * `onError` gets errors of the backend (after which the caller should rescan everything).
    */
   static async start (root: string, ignore: string[], onDirty: DirtyListener, onError: (err: Error) => void): Promise<TreeWatcher> {
-    const w = new TreeWatcher(root, ignore, onDirty, onError)
-    w.#subscription = await w.#subscribe()
-    return w
-  }
-
-  /**
-   * Drops the subscription and subscribes afresh. Needed after a folder is renamed: the inotify
-   * backend then loses the watches of the folder's subfolders and reports nothing written there.
-   * The two cannot overlap (subscriptions share one inotify descriptor, and the old one's removal
-   * would remove the new one's watches), so the caller must rescan for what happened in between.
-   */
-  async restart (): Promise<void> {
-    const old = this.#subscription
-    this.#subscription = undefined
-    await old?.unsubscribe().catch(() => {})
-    this.#subscription = await this.#subscribe()
-  }
-
-  async #subscribe (): Promise<watcher.AsyncSubscription> {
-    const generation = ++this.#generation
-    return await watcher.subscribe(this.#root, (err, events) => {
-      if (generation !== this.#generation) return
+    const sub = await watcher.subscribe(root, (err, events) => {
       if (err !== null) {
-        this.#onError(err)
+        onError(err)
         return
       }
       const paths: string[] = []
       for (const ev of events) {
-        const rel = relative(this.#root, ev.path)
+        const rel = relative(root, ev.path)
         if (rel === '' || rel.startsWith('..')) continue
         paths.push(sep === '/' ? rel : rel.split(sep).join('/'))
       }
-      if (paths.length > 0) this.#onDirty(paths)
-    }, { ignore: this.#ignore })
+      if (paths.length > 0) onDirty(paths)
+    }, { ignore })
+    return new TreeWatcher(root, sub, onDirty)
+  }
+
+  /** Adds a direct watch on each of these folders (wire paths) that has none yet. */
+  watchFolders (folders: Iterable<string>): void {
+    for (const dir of folders) {
+      if (this.#extra.has(dir) || this.#extra.size >= MAX_EXTRA_WATCHES) continue
+      let w: FSWatcher
+      try {
+        w = watch(join(this.#root, dir), { persistent: false }, (_event, name) => {
+          this.#onDirty([name === null ? dir : `${dir}/${name.toString()}`])
+        })
+      } catch {
+        continue // gone already: its parent's event covers it
+      }
+      const drop = (): void => {
+        w.close()
+        if (this.#extra.get(dir) === w) this.#extra.delete(dir)
+      }
+      w.on('error', drop)
+      w.on('close', () => { if (this.#extra.get(dir) === w) this.#extra.delete(dir) })
+      this.#extra.set(dir, w)
+    }
+  }
+
+  /** Drops direct watches at or below a folder that went away or moved. */
+  unwatchFolder (dir: string): void {
+    for (const [d, w] of this.#extra) {
+      if (d === dir || d.startsWith(dir + '/')) {
+        w.close()
+        this.#extra.delete(d)
+      }
+    }
   }
 
   async close (): Promise<void> {
-    const sub = this.#subscription
-    this.#subscription = undefined
-    await sub?.unsubscribe().catch(() => {})
+    for (const w of this.#extra.values()) w.close()
+    this.#extra.clear()
+    await this.#subscription.unsubscribe().catch(() => {})
   }
 }

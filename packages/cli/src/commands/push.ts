@@ -13,6 +13,7 @@ export interface PushArgs {
   once: boolean
   json: boolean
   stateDir: string | undefined
+  rescanIntervalMs: number
 }
 
 export function defaultStateDir (): string {
@@ -35,6 +36,7 @@ export async function push (args: PushArgs, log: Logger): Promise<number> {
     port: args.port,
     token: args.token,
     stateDir: args.stateDir ?? defaultStateDir(),
+    rescanIntervalMs: args.rescanIntervalMs,
     log,
   })
   const report = (s: PushSummary): void => {

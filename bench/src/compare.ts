@@ -1,0 +1,71 @@
+/**
+ * One scenario, every tool: build the base tree, sync it with each tool into its own destination,
+ * apply the change, then ONE measured sync per tool, then check each destination against the
+ * source. Tools are independent: same source, separate destinations, separate servers.
+ */
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { type Scenario, type Sizes } from './scenarios.js'
+import { failed, type SyncResult, type Tool } from './tools/tool.js'
+import { compareTrees, snapshot } from './verify.js'
+
+export interface ToolOutcome extends SyncResult {
+  /** Total bytes of the base sync (not measured, for reference). */
+  baseTotal: number
+  /** Differences between destination and source after the measured sync (empty: correct). */
+  mismatch: string[]
+}
+
+export interface ScenarioResult {
+  name: string
+  description: string
+  outcomes: ToolOutcome[]
+  setupMs: number
+}
+
+const log = (s: string): void => { process.stderr.write(`[bench] ${s}\n`) }
+
+const slug = (name: string): string => name.replace(/[^a-z0-9]+/gi, '-')
+
+async function guarded (tool: Tool, what: string): Promise<SyncResult> {
+  try { return await tool.sync() } catch (err) { return failed(tool.name, `${what}: ${(err as Error).message}`) }
+}
+
+export async function runScenario (sc: Scenario, sizes: Sizes, work: string, makeTools: () => Tool[]): Promise<ScenarioResult> {
+  const t0 = performance.now()
+  const dir = join(work, sc.name)
+  const src = join(dir, 'src')
+  await mkdir(src, { recursive: true })
+  await sc.base(src, sizes)
+  const tools = makeTools()
+  const base = new Map<Tool, SyncResult>()
+  const opened = new Set<Tool>()
+  for (const tool of tools) {
+    const dest = join(dir, `dest-${slug(tool.name)}`)
+    await mkdir(dest, { recursive: true })
+    try {
+      await tool.open(src, dest, dir)
+      opened.add(tool)
+      base.set(tool, await guarded(tool, 'base sync'))
+    } catch (err) {
+      base.set(tool, failed(tool.name, `start: ${(err as Error).message}`))
+    }
+  }
+  await sc.change(src, sizes)
+  const setupMs = performance.now() - t0
+  const outcomes: ToolOutcome[] = []
+  const want = await snapshot(src)
+  for (const tool of tools) {
+    const b = base.get(tool) as SyncResult
+    const r = opened.has(tool) ? await guarded(tool, 'measured sync') : b
+    const mismatch = await compareTrees(want, join(dir, `dest-${slug(tool.name)}`))
+    if (r.error !== undefined) mismatch.unshift(`tool failed: ${r.error}`)
+    if (b.error !== undefined && b !== r) mismatch.unshift(`base sync failed: ${b.error}`)
+    outcomes.push({ ...r, baseTotal: b.total, mismatch })
+    log(`${sc.name} ${tool.name}: ${r.total} B in ${r.wallMs.toFixed(0)} ms${mismatch.length > 0 ? ` MISMATCH ${mismatch.join('; ')}` : ''}`)
+    await tool.close()
+  }
+  await rm(dir, { recursive: true, force: true })
+  return { name: sc.name, description: sc.describe(sizes), outcomes, setupMs }
+}

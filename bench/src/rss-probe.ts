@@ -1,0 +1,14 @@
+/**
+ * Preloaded into the fsyncd child processes (`node --import <this> bin.js …`): when the process
+ * exits it writes its peak resident set (VmHWM of /proc/self/status, in KiB) to the file named by
+ * FSYNCD_BENCH_RSS_FILE. The 'exit' event also fires on process.exit(), which the CLI calls.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+
+const out = process.env.FSYNCD_BENCH_RSS_FILE
+if (out !== undefined && out !== '') {
+  process.on('exit', () => {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+    writeFileSync(out, String(m?.[1] ?? process.resourceUsage().maxRSS))
+  })
+}
