@@ -58,6 +58,11 @@ export class Manifest {
 
   /** Paths of `dir` and everything below it ('' = the whole tree). O(n): fine for the sizes a reconcile touches. */
   subtree (dir: string): string[] {
+    if (dir !== '') {
+      const e = this.#entries.get(dir)
+      if (e === undefined) return []
+      if (e.kind !== 'dir') return [dir]
+    }
     const out: string[] = []
     for (const p of this.#entries.keys()) if (isWithin(p, dir)) out.push(p)
     return out

@@ -14,7 +14,7 @@ import type { IncomingFile } from './incoming-file.js'
 import type { Store } from './store.js'
 
 /** Group commit bounds: flush at least this often even when the client keeps the pipe full. */
-const FLUSH_EVERY_OPS = 512
+const FLUSH_EVERY_OPS = 256
 const FLUSH_EVERY_BYTES = 64 * 1024 * 1024
 /** Max size a compressed data chunk may inflate to. */
 const MAX_INFLATED = 8 * 1024 * 1024
@@ -38,6 +38,8 @@ export class Session {
   readonly #token: string | undefined
   readonly #uploads = new Map<number, Upload>()
   #pendingAcks: number[] = []
+  /** Files committed but not yet renamed into place: answered (ack or nack) at the next flush. */
+  #installing: Array<{ id: number, done: Promise<void> }> = []
   #bytesSinceFlush = 0
   readonly stats: SessionStats = { ops: 0, bytesIn: 0, bytesOut: 0 }
 
@@ -70,7 +72,7 @@ export class Session {
       else this.#log.warn({ code: e.code, err: e.message }, 'session ended with an error')
       await conn.fail(e.code, e.message)
     } finally {
-      for (const u of this.#uploads.values()) await u.file?.discard()
+      for (const u of this.#uploads.values()) u.file?.discard()
       this.#uploads.clear()
       this.stats.bytesIn = conn.bytesIn
       this.stats.bytesOut = conn.bytesOut
@@ -81,7 +83,7 @@ export class Session {
     const conn = this.#conn
     for (;;) {
       // Nothing more waiting: make what we did durable and say so before blocking on the socket.
-      if (!conn.hasQueued && this.#pendingAcks.length > 0) await this.#flush()
+      if (!conn.hasQueued && (this.#pendingAcks.length > 0 || this.#installing.length > 0)) await this.#flush()
       const item = await conn.next()
       if (item === undefined) {
         await this.#flush()
@@ -95,7 +97,7 @@ export class Session {
         return
       }
       await this.#dispatch(msg, payload)
-      if (this.#pendingAcks.length >= FLUSH_EVERY_OPS || this.#bytesSinceFlush >= FLUSH_EVERY_BYTES) await this.#flush()
+      if (this.#pendingAcks.length + this.#installing.length >= FLUSH_EVERY_OPS || this.#bytesSinceFlush >= FLUSH_EVERY_BYTES) await this.#flush()
     }
   }
 
@@ -117,7 +119,7 @@ export class Session {
           : msg.z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED })
             : brotliDecompressSync(payload, { maxOutputLength: MAX_INFLATED })
         this.#bytesSinceFlush += data.length
-        await u.write(data)
+        u.write(data)
       })
       case 'copy': return await this.#onUpload(msg.id, async (u) => {
         for (const [offset, length] of msg.ranges) {
@@ -129,7 +131,7 @@ export class Session {
       case 'abort': {
         const u = this.#uploads.get(msg.id)
         this.#uploads.delete(msg.id)
-        await u?.file?.discard()
+        u?.file?.discard()
         return
       }
       default:
@@ -172,7 +174,7 @@ export class Session {
     } catch (err) {
       if (err instanceof FsyncdError && err.code === ErrorCode.MALFORMED) throw err
       u.failed = true
-      await u.file.discard()
+      u.file.discard()
       await this.#nack(id, err)
     }
   }
@@ -182,8 +184,10 @@ export class Session {
     if (u === undefined) throw new FsyncdError(ErrorCode.UNEXPECTED, `no open file with id ${id}`)
     this.#uploads.delete(id)
     if (u.failed || u.file === undefined) return
-    const file = u.file
-    await this.#apply(id, () => this.#store.commitFile(file, u.op.path, u.op))
+    this.stats.ops++
+    const done = this.#store.commitFile(u.file, u.op.path, u.op)
+    done.catch(() => {}) // answered at the next flush
+    this.#installing.push({ id, done })
   }
 
   async #apply (id: number, fn: () => Promise<void>): Promise<void> {
@@ -204,8 +208,18 @@ export class Session {
   }
 
   async #flush (): Promise<void> {
-    if (this.#pendingAcks.length === 0 && this.#bytesSinceFlush === 0) return
-    await this.#store.flush()
+    if (this.#pendingAcks.length === 0 && this.#installing.length === 0 && this.#bytesSinceFlush === 0) return
+    await this.#store.flush() // installs the queued files, then fsyncs every changed folder
+    const installing = this.#installing
+    this.#installing = []
+    for (const { id, done } of installing) {
+      try {
+        await done
+        this.#pendingAcks.push(id)
+      } catch (err) {
+        await this.#nack(id, err)
+      }
+    }
     const ids = this.#pendingAcks
     this.#pendingAcks = []
     this.#bytesSinceFlush = 0

@@ -8,13 +8,17 @@
  * Paths arrive canonical (validated by the protocol); the store additionally refuses to go
  * through a symlinked folder, so a client cannot write outside DEST by planting a link.
  */
-import { constants, type Stats } from 'node:fs'
-import { chmod, copyFile, lstat, mkdir, open, rename, rm, symlink, unlink, utimes, lutimes, type FileHandle } from 'node:fs/promises'
+import { lstatSync, renameSync, type Stats } from 'node:fs'
+import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { type Entry, ErrorCode, FsyncdError, type Manifest, parentOf, STATE_DIR } from '@fsyncd/protocol'
-import { hashFile, LocalTree, mtimeOf } from '@fsyncd/tree'
+import { LocalTree, mtimeOf } from '@fsyncd/tree'
 import { IncomingFile } from './incoming-file.js'
+
+export interface FileMeta { hash: Buffer, size: number, mode: number, mtime: number }
+
+interface QueuedFile { file: IncomingFile, path: string, meta: FileMeta, resolve: () => void, reject: (err: unknown) => void }
 
 export interface StoreOptions {
   onSkip?: (path: string, reason: string) => void
@@ -30,6 +34,9 @@ export class Store {
   /** Folders known to be real folders (not links) since the last structural change. */
   #safeDirs = new Set<string>([''])
   #saveTimer: NodeJS.Timeout | undefined
+  /** Committed files not yet installed, and the installation running (see commitFile). */
+  #queued: QueuedFile[] = []
+  #installing: Promise<void> = Promise.resolve()
 
   private constructor (root: string, opts: StoreOptions) {
     this.root = root
@@ -68,6 +75,7 @@ export class Store {
   // ---- operations ------------------------------------------------------------------------------
 
   async mkdir (path: string, mode: number, mtime: number): Promise<void> {
+    await this.#installPending()
     await this.#prepareParent(path)
     const abs = this.abs(path)
     const st = await lstatOrUndefined(abs)
@@ -83,6 +91,7 @@ export class Store {
   }
 
   async symlink (path: string, target: string, mtime: number): Promise<void> {
+    await this.#installPending()
     await this.#prepareParent(path)
     // Built aside and renamed over, so the old entry is replaced atomically.
     const tmp = this.tempPath()
@@ -93,17 +102,19 @@ export class Store {
   }
 
   async remove (path: string): Promise<void> {
+    await this.#installPending()
     await this.#checkParents(path)
     await this.#removeAt(path)
   }
 
   async move (from: string, to: string): Promise<void> {
+    await this.#installPending()
     await this.#checkParents(from)
     if (await lstatOrUndefined(this.abs(from)) === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing to move at ${from}`)
     await this.#prepareParent(to)
     const existing = await lstatOrUndefined(this.abs(to))
     if (existing?.isDirectory() === true) await this.#removeAt(to)
-    await rename(this.abs(from), this.abs(to))
+    renameSync(this.abs(from), this.abs(to))
     this.#dirty.add(parentOf(from))
     this.#dirty.add(parentOf(to))
     this.#safeDirs = new Set([''])
@@ -112,6 +123,7 @@ export class Store {
   }
 
   async setAttrs (path: string, mode: number, mtime: number): Promise<void> {
+    await this.#installPending()
     await this.#checkParents(path)
     const abs = this.abs(path)
     const entry = this.manifest.get(path)
@@ -132,44 +144,76 @@ export class Store {
   /** Starts receiving a file; the caller writes data into it, then `commitFile`. */
   async beginFile (path: string): Promise<IncomingFile> {
     await this.#checkParents(path)
-    return await IncomingFile.create(this.tempPath(), async (hash) => { const p = await this.#pathOfContent(hash); return p === undefined ? undefined : this.abs(p) })
+    return IncomingFile.create(this.tempPath(), async (hash) => {
+      const p = await this.#pathOfContent(hash)
+      return p === undefined ? undefined : this.abs(p)
+    })
   }
 
   /** Builds `path` from content the server already holds (by SHA-256): no data crosses the wire. */
-  async fileFromContent (path: string, meta: { hash: Buffer, size: number, mode: number, mtime: number }): Promise<void> {
+  async fileFromContent (path: string, meta: FileMeta): Promise<void> {
+    await this.#installPending()
     await this.#checkParents(path)
     const source = await this.#pathOfContent(meta.hash)
     if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
-    const tmp = this.tempPath()
+    const file = IncomingFile.create(this.tempPath(), async () => this.abs(source))
     try {
-      // A reflink where the filesystem can, a copy elsewhere.
-      await copyFile(this.abs(source), tmp, constants.COPYFILE_FICLONE)
-      const fh = await open(tmp, 'r+')
-      try {
-        await this.#finish(fh, tmp, path, meta)
-      } finally {
-        await fh.close()
-      }
+      // Through the same verified path as an upload: the source may have changed on disk.
+      await file.copy(meta.hash, 0, meta.size)
+      if (!file.digest().equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
+      await this.#install(file, path, await file.seal(meta.mode, meta.mtime), meta.hash)
     } catch (err) {
-      await unlink(tmp).catch(() => {})
+      file.discard()
       throw err
     }
   }
 
-  /** Verifies, fsyncs and renames a received file into place. */
-  async commitFile (file: IncomingFile, path: string, meta: { hash: Buffer, size: number, mode: number, mtime: number }): Promise<void> {
-    try {
-      const got = file.digest()
-      if (!got.equals(meta.hash) || file.size !== meta.size) {
-        throw new FsyncdError(ErrorCode.HASH_MISMATCH, `${path}: rebuilt ${file.size} bytes hash to ${got.toString('hex').slice(0, 16)}…, expected ${meta.size} bytes ${meta.hash.toString('hex').slice(0, 16)}…`)
-      }
-      await this.#finish(file.handle, file.tmpPath, path, meta, true)
-    } catch (err) {
-      await file.discard()
-      throw err
-    } finally {
-      await file.close()
+  /**
+   * Verifies a received file and queues it for installation: fsync, then rename into place.
+   * Installation waits for the next `flush` or for any other operation, whichever comes first:
+   * the queued files are then fsynced side by side (the filesystem commits its journal once for
+   * all of them, where one fsync per file costs a commit each) and renamed in the order they
+   * were committed, so the destination still changes in exactly the client's order.
+   * Resolves when the file is at its final name (durable once `flush` has fsynced its folder).
+   */
+  async commitFile (file: IncomingFile, path: string, meta: FileMeta): Promise<void> {
+    const got = file.digest()
+    if (!got.equals(meta.hash) || file.size !== meta.size) {
+      file.discard()
+      throw new FsyncdError(ErrorCode.HASH_MISMATCH, `${path}: rebuilt ${file.size} bytes hash to ${got.toString('hex').slice(0, 16)}…, expected ${meta.size} bytes ${meta.hash.toString('hex').slice(0, 16)}…`)
     }
+    return await new Promise<void>((resolve, reject) => {
+      this.#queued.push({ file, path, meta, resolve, reject })
+    })
+  }
+
+  /** Files waiting to be installed; see commitFile. */
+  get queuedFiles (): number {
+    return this.#queued.length
+  }
+
+  /** Installs the queued files (one at a time across callers: sessions share the store). */
+  async #installPending (): Promise<void> {
+    if (this.#queued.length === 0) return await this.#installing
+    const batch = this.#queued
+    this.#queued = []
+    const run = this.#installing.then(async () => {
+      const sealed = await Promise.allSettled(batch.map(async (q) => await q.file.seal(q.meta.mode, q.meta.mtime)))
+      for (let i = 0; i < batch.length; i++) {
+        const q = batch[i] as QueuedFile
+        const seal = sealed[i] as PromiseSettledResult<Stats>
+        try {
+          if (seal.status === 'rejected') throw seal.reason
+          await this.#install(q.file, q.path, seal.value, q.meta.hash)
+          q.resolve()
+        } catch (err) {
+          q.file.discard()
+          q.reject(err)
+        }
+      }
+    })
+    this.#installing = run.catch(() => {})
+    await run
   }
 
   /**
@@ -177,6 +221,7 @@ export class Store {
    * folders' own mtimes restored (creating an entry moves them). Acks may go out after this.
    */
   async flush (): Promise<void> {
+    await this.#installPending()
     const dirs = [...this.#dirty]
     this.#dirty.clear()
     for (const dir of dirs) {
@@ -220,27 +265,21 @@ export class Store {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  async #finish (fh: FileHandle, tmp: string, path: string, meta: { hash: Buffer, mode: number, mtime: number }, verified = false): Promise<void> {
-    if (!verified) {
-      const got = await hashFile(tmp)
-      if (!got.equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
-    }
-    await fh.chmod(meta.mode)
-    await fh.utimes(new Date(meta.mtime), new Date(meta.mtime))
-    await fh.sync()
-    const st = await fh.stat()
+  /** Renames a sealed (complete, durable) file into place and records it. */
+  async #install (file: IncomingFile, path: string, st: Stats, hash: Buffer): Promise<void> {
+    file.close()
     await this.#prepareParent(path)
-    await this.#replaceWith(tmp, path)
-    const entry: Entry = { kind: 'file', mode: meta.mode, mtime: mtimeOf(st), size: st.size, hash: meta.hash }
+    await this.#replaceWith(file.tmpPath, path)
+    const entry: Entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash }
     // rename changes ctime: stamp what is at the final name now.
-    this.tree.record(path, entry, await lstat(this.abs(path)))
+    this.tree.record(path, entry, lstatSync(this.abs(path)))
   }
 
   /** Renames `tmp` over `path`, clearing a folder that stood there. */
   async #replaceWith (tmp: string, path: string): Promise<void> {
-    const st = await lstatOrUndefined(this.abs(path))
+    const st = lstatSyncOrUndefined(this.abs(path))
     if (st?.isDirectory() === true) await this.#removeAt(path)
-    await rename(tmp, this.abs(path))
+    renameSync(tmp, this.abs(path))
     this.tree.forget(path)
     this.#dirty.add(parentOf(path))
   }
@@ -290,6 +329,7 @@ export class Store {
   }
 
   async #pathOfContent (hash: Buffer): Promise<string | undefined> {
+    await this.#installPending()
     for (const p of this.manifest.pathsWithHash(hash)) {
       try {
         await this.#checkParents(p)
@@ -297,6 +337,16 @@ export class Store {
       } catch {}
     }
     return undefined
+  }
+}
+
+function lstatSyncOrUndefined (abs: string): Stats | undefined {
+  try {
+    return lstatSync(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    throw err
   }
 }
 

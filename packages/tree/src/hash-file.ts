@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
-import type { Stats } from 'node:fs'
 
 const CHUNK = 1024 * 1024
 
@@ -14,7 +14,8 @@ export function sameVersion (a: Stats, b: Stats): boolean {
  * A file that changes while being read is read again (up to `attempts` times), never reported
  * half old, half new; returns undefined when it would not hold still.
  */
-export async function hashFileStable (path: string, attempts = 3): Promise<{ hash: Buffer, stat: Stats } | undefined> {
+export async function hashFileStable (path: string, attempts = 3, sizeHint = Infinity): Promise<{ hash: Buffer, stat: Stats } | undefined> {
+  if (sizeHint <= SMALL_FILE) return hashSmallFile(path, attempts)
   for (let i = 0; i < attempts; i++) {
     const fh = await open(path, 'r')
     try {
@@ -30,6 +31,31 @@ export async function hashFileStable (path: string, attempts = 3): Promise<{ has
       if (sameVersion(before, after)) return { hash: h.digest(), stat: after }
     } finally {
       await fh.close()
+    }
+  }
+  return undefined
+}
+
+/** Files at most this big are hashed with synchronous calls: a few µs each, where every async call costs a thread-pool round trip. */
+export const SMALL_FILE = 256 * 1024
+
+function hashSmallFile (path: string, attempts: number): { hash: Buffer, stat: Stats } | undefined {
+  for (let i = 0; i < attempts; i++) {
+    const fd = openSync(path, 'r')
+    try {
+      const before = fstatSync(fd)
+      const buf = Buffer.allocUnsafe(before.size + 1) // one byte more: a file that grew shows it
+      let n = 0
+      for (;;) {
+        const got = readSync(fd, buf, n, buf.length - n, null)
+        if (got === 0) break
+        n += got
+        if (n === buf.length) break
+      }
+      const after = fstatSync(fd)
+      if (n === before.size && sameVersion(before, after)) return { hash: createHash('sha256').update(buf.subarray(0, n)).digest(), stat: after }
+    } finally {
+      closeSync(fd)
     }
   }
   return undefined

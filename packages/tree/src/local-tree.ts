@@ -5,7 +5,7 @@
  * and inode are. The stat cache persists with `save`/`load`, so a restart re-hashes only what
  * changed while we were away.
  */
-import type { Dirent, Stats } from 'node:fs'
+import { type Dirent, lstatSync, type Stats } from 'node:fs'
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Entry, isWithin, Manifest } from '@fsyncd/protocol'
@@ -115,16 +115,17 @@ export class LocalTree {
       throw err
     }
     const subdirs: string[] = []
-    // lstat a folder's entries concurrently (cheap, parallel in libuv); hash one file at a time.
-    const stats = await Promise.all(names.map(async (d) => {
+    // Synchronous lstat: ~2 µs each, where an async one costs a thread-pool round trip; the
+    // event loop still gets a turn between folders.
+    const stats = names.map((d) => {
       const p = dir === '' ? d.name : `${dir}/${d.name}`
       if (this.#ignore(p, d.isDirectory())) return undefined
       try {
-        return [p, await lstat(this.abs(p))] as const
+        return [p, lstatSync(this.abs(p))] as const
       } catch {
         return undefined
       }
-    }))
+    })
     for (const item of stats) {
       if (item === undefined) continue
       const [p, st] = item
@@ -160,7 +161,7 @@ export class LocalTree {
       } else {
         let hashed: Awaited<ReturnType<typeof hashFileStable>>
         try {
-          hashed = await hashFileStable(this.abs(p))
+          hashed = await hashFileStable(this.abs(p), 3, st.size)
         } catch (err) {
           this.#onSkip(p, (err as Error).message)
           return old !== undefined // keep what we knew rather than report a delete
