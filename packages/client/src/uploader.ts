@@ -4,15 +4,42 @@
  * or nack. A `file` whose content the server turns out not to have (nack MISSING) is sent again
  * with its data. File content goes through `sendContent`: the one place the delta engine plugs in.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
 import { type Connection, type ErrorCode, type Manifest, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
 import { sameVersion } from '@fsyncd/tree'
-import { LiteralEncoder } from './literals.js'
+import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
 const CHUNK = 256 * 1024
+/** Files up to this size travel in one frame, content inline. */
+const INLINE_MAX = 64 * 1024
+
+/** The whole content of a small file if it is exactly the planned version, else undefined. */
+function readStable (abs: string, entry: FileEntry): Buffer | undefined {
+  let fd: number
+  try {
+    fd = openSync(abs, 'r')
+  } catch {
+    return undefined
+  }
+  try {
+    const before = fstatSync(fd)
+    const buf = Buffer.allocUnsafe(entry.size + 1) // one byte more: a file that grew shows it
+    let n = 0
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null)
+      if (got === 0 || (n += got) === buf.length) break
+    }
+    const data = buf.subarray(0, n)
+    if (n !== entry.size || !sameVersion(before, fstatSync(fd)) || !createHash('sha256').update(data).digest().equals(entry.hash)) return undefined
+    return data
+  } finally {
+    closeSync(fd)
+  }
+}
 
 export interface UploadStats {
   ops: number
@@ -122,8 +149,9 @@ export class Uploader {
       await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true })
       return
     }
-    await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: false })
-    const sent = await this.sendContent(id, op.path, e, (op as FileOp).noDelta !== true)
+    const sent = e.size <= INLINE_MAX
+      ? await this.#sendInline(id, op.path, e)
+      : await this.#sendStreamed(id, op.path, e, (op as FileOp).noDelta !== true)
     pending.bytes = sent
     this.#inflightBytes += sent
     if (sent < 0) {
@@ -135,6 +163,28 @@ export class Uploader {
     }
     this.stats.filesSent++
     this.stats.dataBytes += e.size
+  }
+
+  /**
+   * A small file in one frame: read with synchronous calls (microseconds, where each async call
+   * is a thread-pool round trip), compressed on this thread. -1 when the file is not the version
+   * planned (nothing is sent then: the server never heard of it).
+   */
+  async #sendInline (id: number, path: string, entry: FileEntry): Promise<number> {
+    const data = readStable(`${this.#opts.root}/${path}`, entry)
+    if (data === undefined) return -1
+    const pending = this.#opts.blocks?.begin(entry.hash)
+    pending?.push(data)
+    const { z, payload } = encodeSmall(data)
+    await this.#conn.send({ t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false, inline: z }, payload)
+    pending?.commit()
+    this.stats.literalBytes += payload.length
+    return payload.length
+  }
+
+  async #sendStreamed (id: number, path: string, entry: FileEntry, delta: boolean): Promise<number> {
+    await this.#conn.send({ t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false })
+    return await this.sendContent(id, path, entry, delta)
   }
 
   /**

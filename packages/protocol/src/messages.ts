@@ -46,9 +46,11 @@ export interface Move { t: 'move', id: number, from: string, to: string }
 export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mtime: number }
 /**
  * A file with content `hash`. With `have: true` the server builds it from content it already
- * holds (nack MISSING if it does not); otherwise `data`/`copy` messages follow, closed by `end`.
+ * holds (nack MISSING if it does not). With `inline` set, the frame's payload is the whole
+ * content (compressed as `inline` says, like `data.z`) and nothing follows: one frame per small
+ * file. Otherwise `data`/`copy` messages follow, closed by `end`.
  */
-export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean }
+export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, inline?: Compression }
 /** Literal bytes of file `id` in the frame's payload; `z`: 0 raw, 1 deflate-raw, 2 brotli. */
 export interface Data { t: 'data', id: number, z: Compression }
 export type Compression = 0 | 1 | 2
@@ -180,6 +182,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     mtime: int(o, 'mtime'),
     hash: bytes(o, 'hash', HASH_BYTES),
     have: o.have === undefined ? false : bool(o, 'have'),
+    ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', 2) as Compression }),
   }),
   data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 2) as Compression }),
   copy: (o) => ({

@@ -7,7 +7,7 @@
 import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
-  type Connection, ErrorCode, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
+  type Compression, type Connection, ErrorCode, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
   type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8,
 } from '@fsyncd/protocol'
 import type { IncomingFile } from './incoming-file.js'
@@ -113,14 +113,11 @@ export class Session {
       case 'attrs': return await this.#apply(msg.id, () => store.setAttrs(msg.path, msg.mode, msg.mtime))
       case 'file':
         if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, msg))
-        return await this.#beginUpload(msg)
-      case 'data': return await this.#onUpload(msg.id, async (u) => {
-        const data = msg.z === 0 ? payload
-          : msg.z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED })
-            : brotliDecompressSync(payload, { maxOutputLength: MAX_INFLATED })
-        this.#bytesSinceFlush += data.length
-        u.write(data)
-      })
+        await this.#beginUpload(msg)
+        if (msg.inline === undefined) return
+        await this.#onUpload(msg.id, async (u) => this.#write(u, msg.inline as Compression, payload))
+        return await this.#endUpload(msg.id)
+      case 'data': return await this.#onUpload(msg.id, async (u) => this.#write(u, msg.z, payload))
       case 'copy': return await this.#onUpload(msg.id, async (u) => {
         for (const [offset, length] of msg.ranges) {
           this.#bytesSinceFlush += length
@@ -137,6 +134,14 @@ export class Session {
       default:
         throw new FsyncdError(ErrorCode.UNEXPECTED, `"${msg.t}" is not a message a client sends after the handshake`)
     }
+  }
+
+  #write (file: IncomingFile, z: Compression, payload: Buffer): void {
+    const data = z === 0 ? payload
+      : z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED })
+        : brotliDecompressSync(payload, { maxOutputLength: MAX_INFLATED })
+    this.#bytesSinceFlush += data.length
+    file.write(data)
   }
 
   async #sendListing (): Promise<void> {
