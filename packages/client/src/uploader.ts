@@ -8,14 +8,16 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
-import { type Connection, type ErrorCode, type Manifest, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
+import { type Connection, type ErrorCode, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
 import { sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
 const CHUNK = 256 * 1024
-/** Files up to this size travel in one frame, content inline. */
+/** Files up to this size travel inline: batched many to a frame, or alone in one. */
 const INLINE_MAX = 64 * 1024
+/** A batch of small files is sent once it holds this much content. */
+const BATCH_BYTES = 256 * 1024
 
 /** The whole content of a small file if it is exactly the planned version, else undefined. */
 function readStable (abs: string, entry: FileEntry): Buffer | undefined {
@@ -81,6 +83,8 @@ export class Uploader {
   readonly #conn: Connection
   readonly #opts: UploaderOptions
   readonly #pending = new Map<number, Pending>()
+  #batch: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
+  #batchBytes = 0
   #nextId = 1
   #inflightBytes = 0
   #waiters: Array<() => void> = []
@@ -122,7 +126,15 @@ export class Uploader {
   }
 
   async push (ops: Iterable<PlannedOp>): Promise<void> {
-    for (const op of ops) await this.#send(op)
+    for (const op of ops) {
+      if (op.t === 'file' && !op.have && op.entry.size <= INLINE_MAX) {
+        await this.#addToBatch(op)
+        continue
+      }
+      await this.#sendBatch()
+      await this.#send(op)
+    }
+    await this.#sendBatch()
   }
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */
@@ -130,7 +142,8 @@ export class Uploader {
     while (this.#pending.size > 0) await this.#wait()
   }
 
-  async #send (op: PlannedOp): Promise<void> {
+  /** Waits for room in the window, then registers an operation under a new id. */
+  async #admit (op: PlannedOp): Promise<{ id: number, pending: Pending }> {
     const max = this.#opts.maxInflightOps ?? 4096
     const maxBytes = this.#opts.maxInflightBytes ?? 64 * 1024 * 1024
     while (this.#pending.size >= max || this.#inflightBytes >= maxBytes) await this.#wait()
@@ -138,6 +151,56 @@ export class Uploader {
     const pending: Pending = { op, bytes: 0 }
     this.#pending.set(id, pending)
     this.stats.ops++
+    return { id, pending }
+  }
+
+  /**
+   * Small files are gathered and sent many to a frame (`files`), compressed together: one
+   * frame instead of one per file, and one compression context, so files that share words
+   * compress like one text (as in rsync's single zlib stream).
+   */
+  async #addToBatch (op: Extract<PlannedOp, { t: 'file' }>): Promise<void> {
+    const data = readStable(`${this.#opts.root}/${op.path}`, op.entry)
+    if (data === undefined) {
+      this.#changedUnderUs(op.path)
+      return
+    }
+    const { id, pending } = await this.#admit(op)
+    this.#batch.push({ id, pending, op, data })
+    this.#batchBytes += data.length
+    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= MAX_FILES_PER_BATCH) await this.#sendBatch()
+  }
+
+  async #sendBatch (): Promise<void> {
+    const batch = this.#batch
+    if (batch.length === 0) return
+    this.#batch = []
+    this.#batchBytes = 0
+    const { z, payload } = encodeSmall(Buffer.concat(batch.map((b) => b.data)))
+    const share = payload.length / batch.length
+    for (const b of batch) {
+      b.pending.bytes = share
+      this.#inflightBytes += share
+    }
+    await this.#conn.send({ t: 'files', z, files: batch.map((b) => [b.id, b.op.path, b.op.entry.size, b.op.entry.mode, b.op.entry.mtime, b.op.entry.hash]) }, payload)
+    for (const b of batch) {
+      const pending = this.#opts.blocks?.begin(b.op.entry.hash)
+      pending?.push(b.data)
+      pending?.commit()
+      this.stats.filesSent++
+      this.stats.dataBytes += b.op.entry.size
+    }
+    this.stats.literalBytes += payload.length
+  }
+
+  /** The file is not the version planned: forget what we told ourselves, look again when quiet. */
+  #changedUnderUs (path: string): void {
+    this.#opts.remote.delete(path)
+    this.#opts.onDirty?.(path)
+  }
+
+  async #send (op: PlannedOp): Promise<void> {
+    const { id, pending } = await this.#admit(op)
     if (op.t !== 'file') {
       if (op.t === 'delete') this.stats.deleted++
       await this.#conn.send(toMessage(op, id))
@@ -155,10 +218,8 @@ export class Uploader {
     pending.bytes = sent
     this.#inflightBytes += sent
     if (sent < 0) {
-      // The file moved under us: the server dropped it; look again once it is quiet.
       this.#retire(id)
-      this.#opts.remote.delete(op.path)
-      this.#opts.onDirty?.(op.path)
+      this.#changedUnderUs(op.path)
       return
     }
     this.stats.filesSent++

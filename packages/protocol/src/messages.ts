@@ -15,6 +15,9 @@ export const HASH_BYTES = 32
 export const MAX_ENTRIES_PER_MESSAGE = 4096
 export const MAX_IDS_PER_ACK = 8192
 export const MAX_RANGES_PER_COPY = 4096
+export const MAX_FILES_PER_BATCH = 1024
+/** Content bytes of one `files` batch at most (after decompression). */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024
 /** One copy range at most (a bigger copy is several ranges): bounds the work one small message can ask for. */
 export const MAX_COPY_LENGTH = 1 << 30
 
@@ -51,6 +54,14 @@ export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mti
  * file. Otherwise `data`/`copy` messages follow, closed by `end`.
  */
 export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, inline?: Compression }
+/**
+ * Many small files in one frame: their contents back to back in the payload, compressed
+ * together as `z` says (`data.z` values), so they share one compression context. Each entry is
+ * [id, path, size, mode, mtime, hash] and is answered like a `file` of its own.
+ */
+export interface PutFiles { t: 'files', z: Compression, files: SmallFile[] }
+export type SmallFile = [number, string, number, number, number, Buffer]
+
 /** Literal bytes of file `id` in the frame's payload; `z`: 0 raw, 1 deflate-raw, 2 brotli. */
 export interface Data { t: 'data', id: number, z: Compression }
 export type Compression = 0 | 1 | 2
@@ -68,7 +79,7 @@ export interface Nack { t: 'nack', id: number, code: ErrorCode, message: string 
 export interface ErrorMessage { t: 'error', code: ErrorCode, message: string }
 export interface Pong { t: 'pong' }
 
-export type Operation = Mkdir | Symlink | Delete | Move | Attrs | PutFile
+export type Operation = Mkdir | Symlink | Delete | Move | Attrs | PutFile | PutFiles
 export type Message =
   | Hello | Challenge | Auth | Ready | List | Entries
   | Operation | Data | Copy | End | Abort | Bye | Ping
@@ -184,6 +195,15 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     have: o.have === undefined ? false : bool(o, 'have'),
     ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', 2) as Compression }),
   }),
+  files: (o) => {
+    const files = list(o, 'files', MAX_FILES_PER_BATCH).map((v): SmallFile => {
+      if (!Array.isArray(v) || v.length !== 6) fail('files: an entry must be [id, path, size, mode, mtime, hash]')
+      const f: Obj = { t: 'files', id: v[0], path: v[1], size: v[2], mode: v[3], mtime: v[4], hash: v[5] }
+      return [uint(f, 'id', ID_MAX), path(f, 'path'), uint(f, 'size', MAX_BATCH_BYTES), uint(f, 'mode', MODE_MAX), int(f, 'mtime'), bytes(f, 'hash', HASH_BYTES)]
+    })
+    if (files.reduce((n, f) => n + f[2], 0) > MAX_BATCH_BYTES) fail(`files: more than ${MAX_BATCH_BYTES} bytes of content`)
+    return { t: 'files', z: uint(o, 'z', 2) as Compression, files }
+  },
   data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 2) as Compression }),
   copy: (o) => ({
     t: 'copy',
@@ -215,7 +235,7 @@ export function validateMessage (value: unknown): Message {
 }
 
 export function isOperation (m: Message): m is Operation {
-  return m.t === 'mkdir' || m.t === 'symlink' || m.t === 'delete' || m.t === 'move' || m.t === 'attrs' || m.t === 'file'
+  return m.t === 'mkdir' || m.t === 'symlink' || m.t === 'delete' || m.t === 'move' || m.t === 'attrs' || m.t === 'file' || m.t === 'files'
 }
 
 // ---- entries on the wire -----------------------------------------------------------------------

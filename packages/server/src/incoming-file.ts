@@ -8,11 +8,12 @@
  * files is made of little else. Only fsync, which waits on the disk, stays asynchronous.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fchmodSync, fstatSync, futimesSync, openSync, readSync, type Stats, unlinkSync, writeSync, fsync } from 'node:fs'
+import { closeSync, fchmodSync, fstatSync, fsync, futimesSync, open, openSync, readSync, type Stats, unlinkSync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
 
 const fsyncAsync = promisify(fsync)
+const openAsync = promisify(open)
 const COPY_CHUNK = 1024 * 1024
 
 /** Finds a server path (absolute) holding content with this SHA-256, or undefined. */
@@ -33,8 +34,12 @@ export class IncomingFile {
     this.#resolve = resolve
   }
 
-  static create (tmpPath: string, resolve: ContentResolver): IncomingFile {
-    return new IncomingFile(tmpPath, openSync(tmpPath, 'wx', 0o600), resolve)
+  /**
+   * Creates the temp file. Asynchronous, unlike the writes: creating a file can wait on the
+   * filesystem's journal, and a batch of small files then creates its temp files side by side.
+   */
+  static async create (tmpPath: string, resolve: ContentResolver): Promise<IncomingFile> {
+    return new IncomingFile(tmpPath, await openAsync(tmpPath, 'wx', 0o600), resolve)
   }
 
   write (data: Uint8Array): void {

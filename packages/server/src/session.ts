@@ -7,7 +7,7 @@
 import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
-  type Compression, type Connection, ErrorCode, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
+  type Compression, type Connection, ErrorCode, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
   type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8,
 } from '@fsyncd/protocol'
 import type { IncomingFile } from './incoming-file.js'
@@ -16,6 +16,8 @@ import type { Store } from './store.js'
 /** Group commit bounds: flush at least this often even when the client keeps the pipe full. */
 const FLUSH_EVERY_OPS = 256
 const FLUSH_EVERY_BYTES = 64 * 1024 * 1024
+/** Files open at once on one connection: a `files` batch opens all of its own. */
+const MAX_OPEN_FILES = MAX_FILES_PER_BATCH + 64
 /** Max size a compressed data chunk may inflate to. */
 const MAX_INFLATED = 8 * 1024 * 1024
 
@@ -23,6 +25,17 @@ interface Upload {
   op: PutFile
   file: IncomingFile | undefined
   failed: boolean
+}
+
+/** A payload as sent (raw, deflate-raw, brotli), inflating to at most `max` bytes. */
+function decode (z: Compression, payload: Buffer, max: number): Buffer {
+  try {
+    if (z === 0) return payload
+    if (z === 1) return inflateRawSync(payload, { maxOutputLength: Math.max(max, 1) })
+    return brotliDecompressSync(payload, { maxOutputLength: Math.max(max, 1) })
+  } catch (err) {
+    throw new FsyncdError(ErrorCode.MALFORMED, `undecodable payload: ${(err as Error).message}`)
+  }
 }
 
 export interface SessionStats {
@@ -118,6 +131,20 @@ export class Session {
         await this.#onUpload(msg.id, async (u) => this.#write(u, msg.inline as Compression, payload))
         return await this.#endUpload(msg.id)
       case 'data': return await this.#onUpload(msg.id, async (u) => this.#write(u, msg.z, payload))
+      case 'files': {
+        const total = msg.files.reduce((n, f) => n + f[2], 0)
+        const content = decode(msg.z, payload, total)
+        if (content.length !== total) throw new FsyncdError(ErrorCode.MALFORMED, `files: ${content.length} bytes of content for ${total} announced`)
+        // Temp files are created side by side (creation can wait on the journal), then filled in order.
+        await Promise.all(msg.files.map(async ([id, path, size, mode, mtime, hash]) => await this.#beginUpload({ t: 'file', id, path, size, mode, mtime, hash, have: false })))
+        let at = 0
+        for (const [id, , size] of msg.files) {
+          const data = content.subarray(at, at += size)
+          await this.#onUpload(id, async (u) => { this.#bytesSinceFlush += size; u.write(data) })
+          await this.#endUpload(id)
+        }
+        return
+      }
       case 'copy': return await this.#onUpload(msg.id, async (u) => {
         for (const [offset, length] of msg.ranges) {
           this.#bytesSinceFlush += length
@@ -137,9 +164,7 @@ export class Session {
   }
 
   #write (file: IncomingFile, z: Compression, payload: Buffer): void {
-    const data = z === 0 ? payload
-      : z === 1 ? inflateRawSync(payload, { maxOutputLength: MAX_INFLATED })
-        : brotliDecompressSync(payload, { maxOutputLength: MAX_INFLATED })
+    const data = decode(z, payload, MAX_INFLATED)
     this.#bytesSinceFlush += data.length
     file.write(data)
   }
@@ -158,7 +183,7 @@ export class Session {
 
   async #beginUpload (op: PutFile): Promise<void> {
     if (this.#uploads.has(op.id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${op.id} is already open`)
-    if (this.#uploads.size >= 64) throw new FsyncdError(ErrorCode.UNEXPECTED, 'more than 64 files open at once')
+    if (this.#uploads.size >= MAX_OPEN_FILES) throw new FsyncdError(ErrorCode.UNEXPECTED, `more than ${MAX_OPEN_FILES} files open at once`)
     const upload: Upload = { op, file: undefined, failed: false }
     this.#uploads.set(op.id, upload)
     try {
