@@ -4,12 +4,11 @@
  * or nack. A `file` whose content the server turns out not to have (nack MISSING) is sent again
  * with its data. File content goes through `sendContent`: the one place the delta engine plugs in.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
 import { type Connection, type ErrorCode, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
-import { sameVersion } from '@fsyncd/tree'
+import { readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
@@ -21,26 +20,9 @@ const BATCH_BYTES = 256 * 1024
 
 /** The whole content of a small file if it is exactly the planned version, else undefined. */
 function readStable (abs: string, entry: FileEntry): Buffer | undefined {
-  let fd: number
-  try {
-    fd = openSync(abs, 'r')
-  } catch {
-    return undefined
-  }
-  try {
-    const before = fstatSync(fd)
-    const buf = Buffer.allocUnsafe(entry.size + 1) // one byte more: a file that grew shows it
-    let n = 0
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null)
-      if (got === 0 || (n += got) === buf.length) break
-    }
-    const data = buf.subarray(0, n)
-    if (n !== entry.size || !sameVersion(before, fstatSync(fd)) || !createHash('sha256').update(data).digest().equals(entry.hash)) return undefined
-    return data
-  } finally {
-    closeSync(fd)
-  }
+  const read = readSmallFileStable(abs)
+  if (read === undefined || read.data.length !== entry.size || !createHash('sha256').update(read.data).digest().equals(entry.hash)) return undefined
+  return read.data
 }
 
 export interface UploadStats {

@@ -199,12 +199,14 @@ export class Store {
     this.#queued = []
     const run = this.#installing.then(async () => {
       const sealed = await Promise.allSettled(batch.map(async (q) => await q.file.seal(q.meta.mode, q.meta.mtime)))
+      crashPoint('after-temp-write')
       for (let i = 0; i < batch.length; i++) {
         const q = batch[i] as QueuedFile
         const seal = sealed[i] as PromiseSettledResult<Stats>
         try {
           if (seal.status === 'rejected') throw seal.reason
           await this.#install(q.file, q.path, seal.value, q.meta.hash)
+          crashPoint('after-rename')
           q.resolve()
         } catch (err) {
           q.file.discard()
@@ -222,6 +224,7 @@ export class Store {
    */
   async flush (): Promise<void> {
     await this.#installPending()
+    crashPoint('before-dir-fsync')
     const dirs = [...this.#dirty]
     this.#dirty.clear()
     for (const dir of dirs) {
@@ -338,6 +341,15 @@ export class Store {
     }
     return undefined
   }
+}
+
+/**
+ * Fault injection for the crash tests: with FSYNCD_CRASH_POINT set to a point's name, the
+ * server kills itself there with SIGKILL, as a power cut would stop it. Never set in use.
+ */
+const CRASH_POINT = process.env.FSYNCD_CRASH_POINT
+function crashPoint (name: 'after-temp-write' | 'after-rename' | 'before-dir-fsync'): void {
+  if (CRASH_POINT === name) process.kill(process.pid, 'SIGKILL')
 }
 
 function lstatSyncOrUndefined (abs: string): Stats | undefined {

@@ -39,24 +39,36 @@ export async function hashFileStable (path: string, attempts = 3, sizeHint = Inf
 /** Files at most this big are hashed with synchronous calls: a few µs each, where every async call costs a thread-pool round trip. */
 export const SMALL_FILE = 256 * 1024
 
+/**
+ * The whole content of a small file, read with synchronous calls, and the stat of the version
+ * read; undefined when the file changed while being read (or cannot be opened).
+ */
+export function readSmallFileStable (path: string): { data: Buffer, stat: Stats } | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch {
+    return undefined
+  }
+  try {
+    const before = fstatSync(fd)
+    const buf = Buffer.allocUnsafe(before.size + 1) // one byte more: a file that grew shows it
+    let n = 0
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null)
+      if (got === 0 || (n += got) === buf.length) break
+    }
+    const after = fstatSync(fd)
+    return n === before.size && sameVersion(before, after) ? { data: buf.subarray(0, n), stat: after } : undefined
+  } finally {
+    closeSync(fd)
+  }
+}
+
 function hashSmallFile (path: string, attempts: number): { hash: Buffer, stat: Stats } | undefined {
   for (let i = 0; i < attempts; i++) {
-    const fd = openSync(path, 'r')
-    try {
-      const before = fstatSync(fd)
-      const buf = Buffer.allocUnsafe(before.size + 1) // one byte more: a file that grew shows it
-      let n = 0
-      for (;;) {
-        const got = readSync(fd, buf, n, buf.length - n, null)
-        if (got === 0) break
-        n += got
-        if (n === buf.length) break
-      }
-      const after = fstatSync(fd)
-      if (n === before.size && sameVersion(before, after)) return { hash: createHash('sha256').update(buf.subarray(0, n)).digest(), stat: after }
-    } finally {
-      closeSync(fd)
-    }
+    const read = readSmallFileStable(path)
+    if (read !== undefined) return { hash: createHash('sha256').update(read.data).digest(), stat: read.stat }
   }
   return undefined
 }
