@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
+import { EmptySourceError } from '@fsyncd/client'
 import { ErrorCode } from '@fsyncd/protocol'
 import { demo } from './commands/demo.js'
 import { parseTarget, push } from './commands/push.js'
@@ -25,6 +26,7 @@ class UsageError extends Error {}
 
 function exitCodeOf (err: unknown): number {
   if (err instanceof UsageError) return Exit.USAGE
+  if (err instanceof EmptySourceError) return Exit.REFUSED
   const code = (err as { code?: unknown }).code
   if (code === ErrorCode.AUTH || code === ErrorCode.VERSION) return Exit.AUTH
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EPIPE' ||
@@ -57,15 +59,30 @@ async function main (): Promise<number> {
       .positional('target', { type: 'string', demandOption: true, describe: 'server as host:port' })
       .option('once', { type: 'boolean', default: false, describe: 'reconcile, wait until the server made it durable, exit' })
       .option('state-dir', { type: 'string', describe: 'where the client keeps its caches (default: $XDG_STATE_HOME/fsyncd)' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'print what a sync would do (uploads, server-side copies, moves, deletes); change nothing' })
+      .option('exclude', { type: 'string', array: true, default: [], describe: 'gitignore-style pattern to leave out (repeatable); .fsyncignore files work at any level' })
+      .option('allow-delete-all', { type: 'boolean', default: false, describe: 'let an empty or missing source empty the destination (refused otherwise)' })
       .option('rescan-interval', { type: 'number', default: 3600, describe: 'watch mode: seconds between full rescans (the watcher is a hint; this catches what it misses)' })
       .example('$0 push ~/project 127.0.0.1:7000', 'sync, then keep syncing every change')
-      .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary'),
+      .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary')
+      .example('$0 push ~/project backup:7000 --dry-run --exclude node_modules/', 'show the plan, leaving node_modules out'),
     (argv) => {
       const target = parseTarget(argv.target)
       if (target === undefined) throw new UsageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
       const log = createLogger(argv.logLevel)
       if (!(argv.rescanInterval > 0)) throw new UsageError('--rescan-interval must be a positive number of seconds')
-      result = push({ src: argv.src, ...target, token: readToken(argv.tokenFile), once: argv.once, json: argv.json, stateDir: argv.stateDir, rescanIntervalMs: argv.rescanInterval * 1000 }, log)
+      result = push({
+        src: argv.src,
+        ...target,
+        token: readToken(argv.tokenFile),
+        once: argv.once,
+        dryRun: argv.dryRun,
+        json: argv.json,
+        stateDir: argv.stateDir,
+        rescanIntervalMs: argv.rescanInterval * 1000,
+        excludes: argv.exclude.map(String),
+        allowDeleteAll: argv.allowDeleteAll,
+      }, log)
     })
     .command('demo', 'sync the bundled sample folder to a temp folder through a local server, and check the result', (y) => y,
       (argv) => { result = demo(createLogger(argv.logLevel === 'info' ? 'warn' : argv.logLevel)) })

@@ -13,4 +13,6 @@ export const Exit = {
   PARTIAL: 5,
   /** The local folder (source or destination) could not be read or written. */
   LOCAL_IO: 6,
+  /** Refused: the source is empty or missing while the server holds files (see --allow-delete-all). */
+  REFUSED: 7,
 } as const

@@ -1,4 +1,4 @@
-import type { PushSummary } from '@fsyncd/client'
+import type { PlannedOp, PushSummary } from '@fsyncd/client'
 
 function bytes (n: number): string {
   if (n < 1024) return `${n} B`
@@ -25,4 +25,32 @@ export function formatSummary (s: PushSummary): string {
     ...(s.failures.length > 0 ? [`FAILED:              ${s.failures.length} path(s), see the log`] : []),
     '',
   ].join('\n')
+}
+
+/** One planned operation as a plain object (for --dry-run --json). */
+export function describeOp (op: PlannedOp): Record<string, unknown> {
+  switch (op.t) {
+    case 'file': return { op: op.have ? 'copy-on-server' : 'upload', path: op.path, size: op.entry.size }
+    case 'move': return { op: 'move', from: op.from, to: op.to }
+    case 'delete': return { op: 'delete', path: op.path }
+    case 'mkdir': return { op: 'mkdir', path: op.path }
+    case 'symlink': return { op: 'symlink', path: op.path, target: op.target }
+    case 'attrs': return { op: 'attrs', path: op.path }
+  }
+}
+
+/** The plan for people: one line per operation, then totals. */
+export function formatPlan (ops: PlannedOp[]): string {
+  const lines = ops.map((op) => {
+    switch (op.t) {
+      case 'file': return op.have ? `copy on server  ${op.path}` : `upload          ${op.path} (${bytes(op.entry.size)})`
+      case 'move': return `move            ${op.from} -> ${op.to}`
+      case 'delete': return `delete          ${op.path}`
+      case 'mkdir': return `mkdir           ${op.path}`
+      case 'symlink': return `symlink         ${op.path} -> ${op.target}`
+      case 'attrs': return `attributes      ${op.path}`
+    }
+  })
+  const upload = ops.reduce((n, op) => n + (op.t === 'file' && !op.have ? op.entry.size : 0), 0)
+  return [...lines, `dry run: ${ops.length} operation(s), ${bytes(upload)} of content to send at most; nothing was changed`, ''].join('\n')
 }

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, STATE_DIR } from '@fsyncd/protocol'
 import { LocalTree, loadManifest, saveManifest } from '@fsyncd/tree'
+import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
 import { type Failure, Uploader, type UploadStats } from './uploader.js'
@@ -34,6 +35,15 @@ export interface PushOptions {
   /** Reconnect backoff bounds. */
   retryMinMs?: number
   retryMaxMs?: number
+  /** gitignore-style patterns from the root, besides .fsyncignore files and the default temp-file rules. */
+  excludes?: string[]
+  /** Let an empty (or vanished) source empty a non-empty destination. Off: such a sync is refused. */
+  allowDeleteAll?: boolean
+}
+
+/** A source that is empty (or gone) while the server holds files: most likely a mistake. */
+export class EmptySourceError extends Error {
+  readonly code = 'EMPTY_SOURCE'
 }
 
 export interface PushSummary extends UploadStats {
@@ -58,6 +68,7 @@ export class PushClient {
   readonly #opts: PushOptions
   readonly #log: Logger
   readonly #tree: LocalTree
+  readonly #rules: IgnoreRules
   readonly #remote = new Manifest()
   readonly #stateKey: string
   readonly #summary: PushSummary = {
@@ -79,8 +90,9 @@ export class PushClient {
   constructor (opts: PushOptions) {
     this.#opts = { ...opts, src: resolve(opts.src) }
     this.#log = opts.log
+    this.#rules = new IgnoreRules(this.#opts.src, opts.excludes ?? [])
     this.#tree = new LocalTree(this.#opts.src, {
-      ignore: (p) => p === STATE_DIR,
+      ignore: (p, isDir) => this.#rules.ignores(p, isDir),
       onSkip: (path, reason) => this.#log.warn({ path, reason }, 'skipped'),
     })
     this.#stateKey = createHash('sha256').update(`${this.#opts.src}\0${opts.host}:${opts.port}`).digest('hex').slice(0, 24)
@@ -107,6 +119,24 @@ export class PushClient {
     }
     this.#summary.durationMs = Date.now() - started
     return this.#summary
+  }
+
+  /**
+   * The plan a reconcile would carry out (what would be uploaded, built on the server from
+   * content it holds, moved, deleted), with nothing changed on either side.
+   */
+  async dryRun (): Promise<PlannedOp[]> {
+    await this.#loadState()
+    const link = await this.#connect()
+    try {
+      await this.#tree.scan('')
+      this.#guardMassDelete()
+      return plan(this.#tree.manifest, this.#remote.clone(), [''], (p, d) => this.#rules.ignores(p, d))
+    } finally {
+      await link.conn.send({ t: 'bye' }).catch(() => {})
+      link.conn.close()
+      this.#retire(link)
+    }
   }
 
   /**
@@ -251,8 +281,9 @@ export class PushClient {
   async #reconcile (link: Link): Promise<void> {
     const started = Date.now()
     await this.#tree.scan('')
+    this.#guardMassDelete()
     const unindexed = this.#unindexedServerContent()
-    const ops = plan(this.#tree.manifest, this.#remote, [''])
+    const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
     this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, scanMs: Date.now() - started }, 'reconciling')
     await this.#warmBlocks(ops, unindexed)
     await link.uploader.push(ops)
@@ -262,6 +293,13 @@ export class PushClient {
     for (const p of paths) {
       if (p === '') this.#fullRescan = true
       else this.#dirty.add(p)
+      if (p === IGNORE_FILE || p.endsWith('/' + IGNORE_FILE)) {
+        // Other rules below this folder now: forget the old ones and look at the folder again.
+        const dir = parentOf(p)
+        this.#rules.invalidate(dir)
+        if (dir === '') this.#fullRescan = true
+        else this.#dirty.add(dir)
+      }
     }
     if (this.#dirty.size > MAX_DIRTY_PATHS) {
       // A burst this large is cheaper as one rescan than as many small ones.
@@ -322,13 +360,23 @@ export class PushClient {
         }
       }
     }
+    if (scope.includes('')) this.#guardMassDelete()
     const unindexed = this.#unindexedServerContent()
-    const ops = plan(this.#tree.manifest, this.#remote, scope)
+    const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d))
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
     await this.#warmBlocks(ops, unindexed)
     await link.uploader.push(ops)
     this.#scheduleSave()
+  }
+
+  /**
+   * Refuses to plan the deletion of everything: a source that is empty or gone (an unmounted
+   * disk, a wrong path) while the server holds files is far more often a mistake than a wish.
+   */
+  #guardMassDelete (): void {
+    if (this.#opts.allowDeleteAll === true || this.#tree.manifest.size > 0 || this.#remote.size === 0) return
+    throw new EmptySourceError(`${this.#opts.src} is empty or missing while the server holds ${this.#remote.size} entries: refusing to delete them all (pass --allow-delete-all if that is what you want)`)
   }
 
   /**

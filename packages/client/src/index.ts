@@ -7,7 +7,8 @@
  * const summary = await client.once()        // or: await client.watch()
  * ```
  */
-export { PushClient, type PushOptions, type PushSummary, backoff } from './client.js'
+export { PushClient, type PushOptions, type PushSummary, backoff, EmptySourceError } from './client.js'
+export { IgnoreRules, DEFAULT_IGNORES, IGNORE_FILE } from './ignore-rules.js'
 export { plan, type PlannedOp } from './planner.js'
 export { Uploader, type UploadStats, type Failure } from './uploader.js'
 export { TreeWatcher } from './watcher.js'

@@ -63,12 +63,17 @@ function topmost (paths: Iterable<string>, set: ReadonlySet<string>): string[] {
   return out
 }
 
-export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = ['']): PlannedOp[] {
+/**
+ * `ignored`: paths the local side leaves out on purpose (ignore rules); the server's copies of
+ * them are left alone rather than deleted.
+ */
+export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = [''], ignored: (path: string, isDir: boolean) => boolean = () => false): PlannedOp[] {
   const ops: PlannedOp[] = []
   const localPaths = new Set(pathsInScope(local, scope))
   const gone = new Set<string>()
   for (const p of pathsInScope(remote, scope)) {
     const l = local.get(p)
+    if (l === undefined && ignored(p, remote.get(p)?.kind === 'dir')) continue
     if (l === undefined || l.kind !== (remote.get(p) as Entry).kind) gone.add(p)
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { PushClient, type PushSummary } from '@fsyncd/client'
 import { Exit } from '../exit-codes.js'
-import { formatSummary } from '../summary.js'
+import { describeOp, formatPlan, formatSummary } from '../summary.js'
 
 export interface PushArgs {
   src: string
@@ -14,6 +14,9 @@ export interface PushArgs {
   json: boolean
   stateDir: string | undefined
   rescanIntervalMs: number
+  dryRun: boolean
+  excludes: string[]
+  allowDeleteAll: boolean
 }
 
 export function defaultStateDir (): string {
@@ -37,8 +40,15 @@ export async function push (args: PushArgs, log: Logger): Promise<number> {
     token: args.token,
     stateDir: args.stateDir ?? defaultStateDir(),
     rescanIntervalMs: args.rescanIntervalMs,
+    excludes: args.excludes,
+    allowDeleteAll: args.allowDeleteAll,
     log,
   })
+  if (args.dryRun) {
+    const ops = await client.dryRun()
+    process.stdout.write(args.json ? JSON.stringify({ dryRun: true, ops: ops.map(describeOp) }) + '\n' : formatPlan(ops))
+    return Exit.OK
+  }
   const report = (s: PushSummary): void => {
     process.stdout.write(args.json ? JSON.stringify(s) + '\n' : formatSummary(s))
   }

@@ -1,0 +1,62 @@
+/**
+ * What not to sync: `.fsyncignore` files (gitignore syntax, the `ignore` package's matcher, the
+ * one eslint uses) at any level, each applying below its folder; `--exclude` patterns, applying
+ * from the root; and editors' temp and swap files by default. An ignored path is neither sent
+ * nor deleted on the server (like rsync without --delete-excluded).
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import ignore, { type Ignore } from 'ignore'
+import { isWithin, parentOf, STATE_DIR } from '@fsyncd/protocol'
+
+export const IGNORE_FILE = '.fsyncignore'
+
+/** vim swap files and its write test file (4913), emacs backups and locks, atomic-save temps. */
+export const DEFAULT_IGNORES = ['*.swp', '*.swo', '*.swx', '*~', '.#*', '4913', '*.tmp']
+
+export class IgnoreRules {
+  readonly #root: string
+  readonly #base: Ignore
+  /** Matchers of folders' .fsyncignore files (null: the folder has none). */
+  readonly #byDir = new Map<string, Ignore | null>()
+
+  constructor (root: string, excludes: readonly string[] = [], defaults = true) {
+    this.#root = root
+    this.#base = ignore().add(defaults ? [...DEFAULT_IGNORES, ...excludes] : [...excludes])
+  }
+
+  /** Whether a wire path is ignored (folders: pass `isDir`, as gitignore's `dir/` rules need it). */
+  ignores (path: string, isDir: boolean): boolean {
+    if (path === STATE_DIR) return true
+    const suffix = isDir ? '/' : ''
+    if (this.#base.ignores(path + suffix)) return true
+    // Every ancestor's .fsyncignore, matched against the path relative to that ancestor.
+    let dir = parentOf(path)
+    for (;;) {
+      const rules = this.#rulesOf(dir)
+      if (rules !== null && rules.ignores((dir === '' ? path : path.slice(dir.length + 1)) + suffix)) return true
+      if (dir === '') return false
+      dir = parentOf(dir)
+    }
+  }
+
+  /** Forgets the cached rules of `dir` and below (a .fsyncignore changed there). */
+  invalidate (dir: string): void {
+    for (const d of [...this.#byDir.keys()]) if (isWithin(d, dir)) this.#byDir.delete(d)
+  }
+
+  #rulesOf (dir: string): Ignore | null {
+    let rules = this.#byDir.get(dir)
+    if (rules === undefined) {
+      let text: string | undefined
+      try {
+        text = readFileSync(join(this.#root, dir, IGNORE_FILE), 'utf8')
+      } catch {
+        text = undefined
+      }
+      rules = text === undefined ? null : ignore().add(text)
+      this.#byDir.set(dir, rules)
+    }
+    return rules
+  }
+}
