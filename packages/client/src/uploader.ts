@@ -30,7 +30,7 @@ export interface UploadStats {
   filesSent: number
   filesDeduplicated: number
   deleted: number
-  /** Bytes of file content the plan needed on the server. */
+  /** Bytes of file content this sync put on the server (uploaded, rebuilt or copied there). */
   dataBytes: number
   /** Literal bytes sent after compression. */
   literalBytes: number
@@ -191,6 +191,7 @@ export class Uploader {
     const e = op.entry
     if (op.have) {
       this.stats.filesDeduplicated++
+      this.stats.dataBytes += e.size
       await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true })
       return
     }
@@ -302,6 +303,7 @@ export class Uploader {
     if (op.t === 'file' && op.have && code === 'MISSING') {
       // Our model said the server had this content; it does not (any more). Send the data.
       this.stats.filesDeduplicated--
+      this.stats.dataBytes -= op.entry.size
       await this.#send({ ...op, have: false })
       return
     }
