@@ -9,6 +9,7 @@ import { hideBin } from 'yargs/helpers'
 import { EmptySourceError } from '@fsyncd/client'
 import { ErrorCode } from '@fsyncd/protocol'
 import { demo } from './commands/demo.js'
+import { log } from './commands/log.js'
 import { parseTarget, push } from './commands/push.js'
 import { serve } from './commands/serve.js'
 import { Exit } from './exit-codes.js'
@@ -20,6 +21,11 @@ import { readToken } from './token.js'
 process.env.UV_THREADPOOL_SIZE ??= '16'
 
 const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
+
+/** -q and -v win over --log-level. */
+function levelOf (argv: { logLevel: string, verbose: boolean, quiet: boolean }): string {
+  return argv.quiet ? 'error' : argv.verbose ? 'debug' : argv.logLevel
+}
 
 /** Bad arguments found after parsing (yargs reports its own with the same exit code). */
 class UsageError extends Error {}
@@ -42,6 +48,8 @@ async function main (): Promise<number> {
     .version(pkg.version)
     .usage('$0 <command> [options]\n\nKeep a folder on a server identical to a local folder, sending only what the server lacks.')
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], describe: 'log level (logs go to stderr)' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'debug logs (same as --log-level debug)' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'errors only: no summary, no progress, error logs only' })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout' })
     .option('token-file', { type: 'string', describe: 'file holding the shared token (default: $FSYNCD_TOKEN)' })
     .command('serve <dest>', 'receive changes into DEST', (y) => y
@@ -51,7 +59,7 @@ async function main (): Promise<number> {
       .example('FSYNCD_TOKEN=$(cat ~/.fsyncd-token) $0 serve /srv/mirror --host 0.0.0.0', 'serve on every interface, token required')
       .example('$0 serve /tmp/dest --port 0', 'loopback only, any free port'),
     (argv) => {
-      const log = createLogger(argv.logLevel)
+      const log = createLogger(levelOf(argv))
       result = serve({ dest: argv.dest, host: argv.host, port: argv.port, token: readToken(argv.tokenFile), json: argv.json }, log)
     })
     .command('push <src> <target>', 'reconcile SRC to the server at TARGET (host:port), then watch and push every change', (y) => y
@@ -62,6 +70,7 @@ async function main (): Promise<number> {
       .option('dry-run', { type: 'boolean', default: false, describe: 'print what a sync would do (uploads, server-side copies, moves, deletes); change nothing' })
       .option('exclude', { type: 'string', array: true, default: [], describe: 'gitignore-style pattern to leave out (repeatable); .fsyncignore files work at any level' })
       .option('allow-delete-all', { type: 'boolean', default: false, describe: 'let an empty or missing source empty the destination (refused otherwise)' })
+      .option('progress', { type: 'boolean', describe: 'progress of the initial reconcile (default: on a terminal); --no-progress to hide it' })
       .option('rescan-interval', { type: 'number', default: 3600, describe: 'watch mode: seconds between full rescans (the watcher is a hint; this catches what it misses)' })
       .example('$0 push ~/project 127.0.0.1:7000', 'sync, then keep syncing every change')
       .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary')
@@ -69,7 +78,7 @@ async function main (): Promise<number> {
     (argv) => {
       const target = parseTarget(argv.target)
       if (target === undefined) throw new UsageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
-      const log = createLogger(argv.logLevel)
+      const log = createLogger(levelOf(argv))
       if (!(argv.rescanInterval > 0)) throw new UsageError('--rescan-interval must be a positive number of seconds')
       result = push({
         src: argv.src,
@@ -82,10 +91,23 @@ async function main (): Promise<number> {
         rescanIntervalMs: argv.rescanInterval * 1000,
         excludes: argv.exclude.map(String),
         allowDeleteAll: argv.allowDeleteAll,
+        progress: argv.progress,
+        quiet: argv.quiet,
       }, log)
     })
+    .command('log <dest>', 'print the history of changes the server applied to DEST', (y) => y
+      .positional('dest', { type: 'string', demandOption: true, describe: 'a destination served by fsyncd serve' })
+      .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing changes as they land' })
+      .example('$0 log /srv/mirror --follow', 'watch changes arrive')
+      .example('$0 log /srv/mirror --json | jq \'select(.op == "upload")\'', 'the records as JSON lines'),
+    (argv) => {
+      const ac = new AbortController()
+      process.once('SIGINT', () => ac.abort())
+      process.once('SIGTERM', () => ac.abort())
+      result = log({ dest: argv.dest, follow: argv.follow, json: argv.json }, ac.signal)
+    })
     .command('demo', 'sync the bundled sample folder to a temp folder through a local server, and check the result', (y) => y,
-      (argv) => { result = demo(createLogger(argv.logLevel === 'info' ? 'warn' : argv.logLevel)) })
+      (argv) => { result = demo(createLogger(argv.logLevel === 'info' && !argv.verbose ? 'warn' : levelOf(argv))) })
     .demandCommand(1, 'name a command: serve, push or demo')
     .strict()
     .help()

@@ -1,6 +1,6 @@
 import type { PlannedOp, PushSummary } from '@fsyncd/client'
 
-function bytes (n: number): string {
+export function formatBytes (n: number): string {
   if (n < 1024) return `${n} B`
   const units = ['KiB', 'MiB', 'GiB', 'TiB']
   let v = n / 1024
@@ -18,8 +18,8 @@ export function formatSummary (s: PushSummary): string {
     `files deduplicated:  ${s.filesDeduplicated}`,
     `deleted:             ${s.deleted}`,
     `operations:          ${s.ops}`,
-    `data:                ${bytes(s.dataBytes)}`,
-    `on the wire:         ${bytes(wire)} (${bytes(s.wireBytesOut)} out, ${bytes(s.wireBytesIn)} in)`,
+    `data:                ${formatBytes(s.dataBytes)}`,
+    `on the wire:         ${formatBytes(wire)} (${formatBytes(s.wireBytesOut)} out, ${formatBytes(s.wireBytesIn)} in)`,
     `speed-up:            ${speedup.toFixed(2)}`,
     `time:                ${(s.durationMs / 1000).toFixed(2)} s`,
     ...(s.failures.length > 0 ? [`FAILED:              ${s.failures.length} path(s), see the log`] : []),
@@ -43,7 +43,7 @@ export function describeOp (op: PlannedOp): Record<string, unknown> {
 export function formatPlan (ops: PlannedOp[]): string {
   const lines = ops.map((op) => {
     switch (op.t) {
-      case 'file': return op.have ? `copy on server  ${op.path}` : `upload          ${op.path} (${bytes(op.entry.size)})`
+      case 'file': return op.have ? `copy on server  ${op.path}` : `upload          ${op.path} (${formatBytes(op.entry.size)})`
       case 'move': return `move            ${op.from} -> ${op.to}`
       case 'delete': return `delete          ${op.path}`
       case 'mkdir': return `mkdir           ${op.path}`
@@ -52,5 +52,5 @@ export function formatPlan (ops: PlannedOp[]): string {
     }
   })
   const upload = ops.reduce((n, op) => n + (op.t === 'file' && !op.have ? op.entry.size : 0), 0)
-  return [...lines, `dry run: ${ops.length} operation(s), ${bytes(upload)} of content to send at most; nothing was changed`, ''].join('\n')
+  return [...lines, `dry run: ${ops.length} operation(s), ${formatBytes(upload)} of content to send at most; nothing was changed`, ''].join('\n')
 }

@@ -41,6 +41,15 @@ export interface PushOptions {
   allowDeleteAll?: boolean
 }
 
+export interface Progress {
+  opsTotal: number
+  opsDone: number
+  /** File content the plan puts on the server (uploaded or built there), and how much is done. */
+  bytesTotal: number
+  bytesDone: number
+  startedAt: number
+}
+
 /** A source that is empty (or gone) while the server holds files: most likely a mistake. */
 export class EmptySourceError extends Error {
   readonly code = 'EMPTY_SOURCE'
@@ -85,6 +94,7 @@ export class PushClient {
   #closed = false
   #wakeClosed: (() => void) | undefined
   #stateLoaded = false
+  #progress: { totals: { opsTotal: number, bytesTotal: number }, uploader: Uploader | undefined, startedAt: number } | undefined
   #blocks: ServerBlocks | undefined
 
   constructor (opts: PushOptions) {
@@ -100,6 +110,14 @@ export class PushClient {
 
   get summary (): PushSummary {
     return this.#summary
+  }
+
+  /** Where the current reconcile stands (for a progress display); undefined when none runs. */
+  progress (): Progress | undefined {
+    const p = this.#progress
+    if (p === undefined) return undefined
+    const u = this.#link?.uploader.stats ?? p.uploader?.stats
+    return { ...p.totals, opsDone: u?.ops ?? 0, bytesDone: (u?.dataBytes ?? 0), startedAt: p.startedAt }
   }
 
   /** Reconciles once and returns when the server has made every change durable. */
@@ -286,7 +304,13 @@ export class PushClient {
     const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
     this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, scanMs: Date.now() - started }, 'reconciling')
     await this.#warmBlocks(ops, unindexed)
-    await link.uploader.push(ops)
+    const bytesTotal = ops.reduce((n, op) => n + (op.t === 'file' ? op.entry.size : 0), 0)
+    this.#progress = { totals: { opsTotal: ops.length, bytesTotal }, uploader: link.uploader, startedAt: Date.now() }
+    try {
+      await link.uploader.push(ops)
+    } finally {
+      this.#progress = undefined
+    }
   }
 
   #markDirty (paths: string[]): void {

@@ -7,7 +7,7 @@
  * const summary = await client.once()        // or: await client.watch()
  * ```
  */
-export { PushClient, type PushOptions, type PushSummary, backoff, EmptySourceError } from './client.js'
+export { PushClient, type PushOptions, type PushSummary, type Progress, backoff, EmptySourceError } from './client.js'
 export { IgnoreRules, DEFAULT_IGNORES, IGNORE_FILE } from './ignore-rules.js'
 export { plan, type PlannedOp } from './planner.js'
 export { Uploader, type UploadStats, type Failure } from './uploader.js'

@@ -12,3 +12,4 @@
 export { SyncServer, type SyncServerOptions, isLoopback } from './server.js'
 export { Store } from './store.js'
 export { Session } from './session.js'
+export { History, type HistoryRecord, historyFiles, HISTORY_FILE } from './history.js'

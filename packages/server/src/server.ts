@@ -7,6 +7,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { Connection, ErrorCode } from '@fsyncd/protocol'
+import { History } from './history.js'
 import { Session } from './session.js'
 import { Store } from './store.js'
 
@@ -35,6 +36,7 @@ export class SyncServer {
   readonly #sessions = new Set<Promise<void>>()
   #server: Server | undefined
   #store: Store | undefined
+  #history: History | undefined
 
   constructor (opts: SyncServerOptions) {
     this.#opts = opts
@@ -53,6 +55,7 @@ export class SyncServer {
       onSkip: (path, reason) => this.#log.warn({ path, reason }, 'skipped'),
     })
     this.#log.info({ dest: this.#opts.dest, entries: this.#store.manifest.size, ms: Date.now() - started }, 'destination indexed')
+    this.#history = new History(this.#opts.dest)
     const server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
     this.#server = server
     await new Promise<void>((resolve, reject) => {
@@ -86,7 +89,7 @@ export class SyncServer {
       void conn.fail(ErrorCode.TIMEOUT, 'idle for too long')
     })
     socket.on('close', () => this.#sockets.delete(socket))
-    const session = new Session(conn, store, log, this.#opts.token)
+    const session = new Session(conn, store, log, this.#opts.token, { history: this.#history, peer })
     const done = session.run({ authTimeoutMs: this.#opts.authTimeoutMs ?? 10_000 }).finally(() => {
       this.#sessions.delete(done)
       log.info(session.stats, 'session ended')

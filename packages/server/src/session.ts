@@ -10,6 +10,7 @@ import {
   type Compression, type Connection, ErrorCode, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
   type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8,
 } from '@fsyncd/protocol'
+import type { History, HistoryRecord } from './history.js'
 import type { IncomingFile } from './incoming-file.js'
 import type { Store } from './store.js'
 
@@ -56,11 +57,27 @@ export class Session {
   #bytesSinceFlush = 0
   readonly stats: SessionStats = { ops: 0, bytesIn: 0, bytesOut: 0 }
 
-  constructor (conn: Connection, store: Store, log: Logger, token: string | undefined) {
+  readonly #history: History | undefined
+  readonly #peer: string
+  /** What each unanswered operation was, for the history once it is acknowledged. */
+  readonly #records = new Map<number, Omit<HistoryRecord, 'time' | 'client'>>()
+
+  constructor (conn: Connection, store: Store, log: Logger, token: string | undefined, opts: { history?: History, peer?: string } = {}) {
     this.#conn = conn
     this.#store = store
     this.#log = log
     this.#token = token
+    this.#history = opts.history
+    this.#peer = opts.peer ?? '?'
+  }
+
+  #note (id: number, record: Omit<HistoryRecord, 'time' | 'client'>): void {
+    if (this.#history !== undefined) this.#records.set(id, record)
+  }
+
+  #wire (id: number, bytes: number): void {
+    const r = this.#records.get(id)
+    if (r !== undefined) r.wire = (r.wire ?? 0) + bytes
   }
 
   /** Runs the session to its end. Never throws: errors are logged and sent to the peer. */
@@ -119,18 +136,31 @@ export class Session {
     switch (msg.t) {
       case 'ping': return await this.#conn.send({ t: 'pong' })
       case 'list': return await this.#sendListing()
-      case 'mkdir': return await this.#apply(msg.id, () => store.mkdir(msg.path, msg.mode, msg.mtime))
-      case 'symlink': return await this.#apply(msg.id, () => store.symlink(msg.path, msg.target, msg.mtime))
-      case 'delete': return await this.#apply(msg.id, () => store.remove(msg.path))
-      case 'move': return await this.#apply(msg.id, () => store.move(msg.from, msg.to))
-      case 'attrs': return await this.#apply(msg.id, () => store.setAttrs(msg.path, msg.mode, msg.mtime))
+      case 'mkdir':
+        this.#note(msg.id, { op: 'mkdir', path: msg.path })
+        return await this.#apply(msg.id, () => store.mkdir(msg.path, msg.mode, msg.mtime))
+      case 'symlink':
+        this.#note(msg.id, { op: 'symlink', path: msg.path })
+        return await this.#apply(msg.id, () => store.symlink(msg.path, msg.target, msg.mtime))
+      case 'delete':
+        this.#note(msg.id, { op: 'delete', path: msg.path })
+        return await this.#apply(msg.id, () => store.remove(msg.path))
+      case 'move':
+        this.#note(msg.id, { op: 'move', path: msg.from, to: msg.to })
+        return await this.#apply(msg.id, () => store.move(msg.from, msg.to))
+      case 'attrs':
+        this.#note(msg.id, { op: 'attrs', path: msg.path })
+        return await this.#apply(msg.id, () => store.setAttrs(msg.path, msg.mode, msg.mtime))
       case 'file':
+        this.#note(msg.id, { op: msg.have ? 'copy' : 'upload', path: msg.path, size: msg.size, wire: payload.length })
         if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, msg))
         await this.#beginUpload(msg)
         if (msg.inline === undefined) return
         await this.#onUpload(msg.id, async (u) => this.#write(u, msg.inline as Compression, payload))
         return await this.#endUpload(msg.id)
-      case 'data': return await this.#onUpload(msg.id, async (u) => this.#write(u, msg.z, payload))
+      case 'data':
+        this.#wire(msg.id, payload.length)
+        return await this.#onUpload(msg.id, async (u) => this.#write(u, msg.z, payload))
       case 'files': {
         const total = msg.files.reduce((n, f) => n + f[2], 0)
         const content = decode(msg.z, payload, total)
@@ -138,7 +168,8 @@ export class Session {
         // Temp files are created side by side (creation can wait on the journal), then filled in order.
         await Promise.all(msg.files.map(async ([id, path, size, mode, mtime, hash]) => await this.#beginUpload({ t: 'file', id, path, size, mode, mtime, hash, have: false })))
         let at = 0
-        for (const [id, , size] of msg.files) {
+        for (const [id, path, size] of msg.files) {
+          this.#note(id, { op: 'upload', path, size, wire: Math.round(payload.length * size / Math.max(total, 1)) })
           const data = content.subarray(at, at += size)
           await this.#onUpload(id, async (u) => { this.#bytesSinceFlush += size; u.write(data) })
           await this.#endUpload(id)
@@ -231,6 +262,7 @@ export class Session {
   }
 
   async #nack (id: number, err: unknown): Promise<void> {
+    this.#records.delete(id)
     const code = err instanceof FsyncdError ? err.code : codeOfSystemError(err)
     const message = (err as Error).message
     this.#log.warn({ id, code, err: message }, 'operation failed')
@@ -253,6 +285,18 @@ export class Session {
     const ids = this.#pendingAcks
     this.#pendingAcks = []
     this.#bytesSinceFlush = 0
+    if (this.#history !== undefined) {
+      const time = new Date().toISOString()
+      const records: HistoryRecord[] = []
+      for (const id of ids) {
+        const r = this.#records.get(id)
+        if (r === undefined) continue
+        this.#records.delete(id)
+        const saved = r.size !== undefined ? Math.max(0, r.size - (r.wire ?? 0)) : undefined
+        records.push({ time, client: this.#peer, ...r, ...(saved !== undefined ? { saved } : {}) })
+      }
+      void this.#history.append(records)
+    }
     for (let i = 0; i < ids.length; i += MAX_IDS_PER_ACK) {
       await this.#conn.send({ t: 'ack', ids: ids.slice(i, i + MAX_IDS_PER_ACK) })
     }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { PushClient, type PushSummary } from '@fsyncd/client'
 import { Exit } from '../exit-codes.js'
+import { showProgress } from '../progress.js'
 import { describeOp, formatPlan, formatSummary } from '../summary.js'
 
 export interface PushArgs {
@@ -17,6 +18,10 @@ export interface PushArgs {
   dryRun: boolean
   excludes: string[]
   allowDeleteAll: boolean
+  /** Show progress of long work: undefined = only on a terminal (never with --json). */
+  progress: boolean | undefined
+  /** No summary (errors still go to stderr). */
+  quiet: boolean
 }
 
 export function defaultStateDir (): string {
@@ -50,10 +55,13 @@ export async function push (args: PushArgs, log: Logger): Promise<number> {
     return Exit.OK
   }
   const report = (s: PushSummary): void => {
-    process.stdout.write(args.json ? JSON.stringify(s) + '\n' : formatSummary(s))
+    if (args.json) process.stdout.write(JSON.stringify(s) + '\n')
+    else if (!args.quiet) process.stdout.write(formatSummary(s))
   }
+  const wantProgress = !args.json && !args.quiet && (args.progress ?? process.stdout.isTTY === true)
+  const stopProgress = wantProgress ? showProgress(() => client.progress(), process.stdout.isTTY === true) : () => {}
   if (args.once) {
-    const summary = await client.once()
+    const summary = await client.once().finally(stopProgress)
     report(summary)
     for (const f of summary.failures) log.error(f, 'not synced')
     return summary.failures.length > 0 ? Exit.PARTIAL : Exit.OK
@@ -68,7 +76,8 @@ export async function push (args: PushArgs, log: Logger): Promise<number> {
   await client.watch((s) => {
     if (first) {
       first = false
-      if (!args.json) process.stdout.write(`in sync with ${args.host}:${args.port}; watching ${args.src} (Ctrl-C to stop)\n`)
+      stopProgress()
+      if (!args.json && !args.quiet) process.stdout.write(`in sync with ${args.host}:${args.port}; watching ${args.src} (Ctrl-C to stop)\n`)
     }
     if (args.json) process.stdout.write(JSON.stringify({ event: 'synced', ...s }) + '\n')
   })

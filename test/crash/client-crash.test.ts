@@ -1,0 +1,86 @@
+/**
+ * kill -9 of the client in the middle of uploading a large file: the destination keeps the old
+ * version at the final name (never a partial file), the server drops the temp file, and a new
+ * `push --once` with the same state folder converges.
+ */
+import t from 'tap'
+import { mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { diffTrees, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+import { allowedVersions, checkOnce, fileHashes, observe, pushBounded, sha256, sleep, tempFiles } from '../helpers/faults.js'
+
+const BIG = 200 * 1024 * 1024
+/** Kill once the server has this much of the big file in its temp folder. */
+const KILL_AT = 64 * 1024 * 1024
+
+function largestTemp (dest: string): number {
+  let max = 0
+  for (const f of tempFiles(dest)) {
+    try { max = Math.max(max, statSync(join(dest, '.fsyncd', 'tmp', f)).size) } catch {}
+  }
+  return max
+}
+
+t.test('client killed -9 mid-upload of a 200 MB file', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  mkdirSync(join(src, 'small'))
+  for (let i = 0; i < 5; i++) writeFileSync(join(src, 'small', `s${i}.txt`), `small file ${i}\n`.repeat(50 * (i + 1)))
+  const big = seededBytes(42, BIG)
+  writeFileSync(join(src, 'big.bin'), big)
+  const oldBig = seededBytes(41, 1_000_000)
+  writeFileSync(join(dest, 'big.bin'), oldBig)
+  const allowed = allowedVersions(fileHashes(dest), fileHashes(src))
+  const bigHash = sha256(big)
+  const oldHash = sha256(oldBig)
+
+  const obs = observe(dest, allowed)
+  let stopped = false
+  t.teardown(async () => { if (!stopped) await obs.stop() })
+  const server = await startServer(dest, { args: ['--log-level', 'warn'] })
+  t.teardown(() => server.stop())
+
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--json', '--state-dir', state, '--log-level', 'warn'])
+  t.teardown(() => { if (client.proc.exitCode === null) client.proc.kill('SIGKILL') })
+  let exitedEarly = false
+  void client.exited.then(() => { exitedEarly = true })
+  const deadline = Date.now() + 60_000
+  let arrived = 0
+  while (!exitedEarly && Date.now() < deadline) {
+    arrived = largestTemp(dest)
+    if (arrived >= KILL_AT) break
+    await sleep(2)
+  }
+  t.notOk(exitedEarly, `the client was still uploading when killed (${client.stderr().slice(-300)})`)
+  t.ok(arrived >= KILL_AT && arrived < BIG, `killed with ${(arrived / 2 ** 20).toFixed(1)} MiB of ${BIG / 2 ** 20} MiB in the server's temp folder`)
+  client.proc.kill('SIGKILL')
+  await client.exited
+  t.equal(client.proc.signalCode, 'SIGKILL', 'the client died by SIGKILL')
+
+  const atKill = await checkOnce(dest, allowed)
+  t.same(atKill.violations, [], 'right after the kill every file is its old or its new version')
+  t.equal(fileHashes(dest).get('big.bin'), oldHash, 'the final name still holds the old version')
+
+  // The server notices the dead peer and drops the partial upload.
+  const swept = Date.now() + 5000
+  while (tempFiles(dest).length > 0 && Date.now() < swept) await sleep(20)
+  t.same(tempFiles(dest), [], 'the server removed the partial temp file')
+  t.equal(server.proc.exitCode, null, 'the server is still running')
+
+  const r = await pushBounded(src, server.port, state, 90_000)
+  t.equal(r.code, 0, `push --once again with the same state folder succeeds: ${r.stderr.slice(-500)}`)
+  t.same(diffTrees(src, dest), [], 'the destination converged exactly')
+  t.equal(fileHashes(dest).get('big.bin'), bigHash)
+  t.same(tempFiles(dest), [], 'no temp file left')
+
+  // Issue 5: "an interrupted large upload resumes from what already arrived and verified".
+  const sent = Number(r.summary?.wireBytesOut ?? NaN)
+  t.ok(sent < BIG - arrived / 2, `the second push resumes instead of resending everything: it sent ${(sent / 2 ** 20).toFixed(1)} MiB after ${(arrived / 2 ** 20).toFixed(1)} MiB had arrived`,
+    { todo: 'no resume: packages/server/src/session.ts:89 discards a dead session\'s temp files and store.ts:53 empties .fsyncd/tmp at start, so an interrupted upload is resent from byte 0' })
+
+  stopped = true
+  const report = await obs.stop()
+  t.same(report.violations, [], `the observer never saw a partial file at a final name (${report.scans} passes, ${report.reads} files read)`)
+  t.ok(report.scans >= 3, `the observer kept reading throughout (${report.scans} passes)`)
+})

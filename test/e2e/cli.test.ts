@@ -1,0 +1,49 @@
+/**
+ * The CLI's own behaviour: the server's history and `fsyncd log`, -q, --version, exit code 6.
+ */
+import t from 'tap'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pushOnce, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+
+t.test('the server keeps a history; fsyncd log prints it', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  writeFileSync(join(src, 'a.bin'), seededBytes(3, 300_000))
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const state = tempDir()
+  t.equal((await pushOnce(src, server.port, state)).code, 0)
+  copyFileSync(join(src, 'a.bin'), join(src, 'b.bin'))
+  t.equal((await pushOnce(src, server.port, state)).code, 0)
+  await new Promise((resolve) => setTimeout(resolve, 200)) // the history is appended after the acks
+  const json = run(['log', dest, '--json'])
+  t.equal(await json.exited, 0)
+  const records = json.stdout().trim().split('\n').map((l) => JSON.parse(l) as { op: string, path: string, size?: number, wire?: number, saved?: number, client: string })
+  const upload = records.find((r) => r.op === 'upload' && r.path === 'a.bin')
+  t.ok(upload !== undefined && upload.size === 300_000 && (upload.wire ?? 0) >= 300_000, 'the upload, with its bytes on the wire')
+  const copy = records.find((r) => r.op === 'copy' && r.path === 'b.bin')
+  t.ok(copy !== undefined && copy.wire === 0 && copy.saved === 300_000, 'the copy cost no data and saved the whole file')
+  t.match(copy?.client, /^127\.0\.0\.1:\d+$/, 'who made the change')
+  const human = run(['log', dest])
+  t.equal(await human.exited, 0)
+  t.match(human.stdout(), /copy +b\.bin .*saved 293\.0 KiB/)
+})
+
+t.test('-q prints nothing on success; --version; a taken port exits 6', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  writeFileSync(join(src, 'x'), 'x')
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const q = run(['push', src, `127.0.0.1:${server.port}`, '--once', '-q', '--state-dir', tempDir()])
+  t.equal(await q.exited, 0)
+  t.equal(q.stdout(), '', 'quiet: no summary')
+  const v = run(['--version'])
+  t.equal(await v.exited, 0)
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname ?? '.', '..', '..', 'packages', 'cli', 'package.json'), 'utf8')) as { version: string }
+  t.equal(v.stdout().trim(), pkg.version)
+  const taken = run(['serve', tempDir(), '--port', String(server.port)])
+  t.equal(await taken.exited, 6, 'the port is in use: local I/O')
+  t.match(taken.stderr(), /EADDRINUSE/)
+})

@@ -1,0 +1,347 @@
+/**
+ * Fault-injection helpers for test/crash: a TCP proxy that cuts a connection after an exact
+ * number of client→server bytes, a destination observer that reads every file as fast as it can
+ * on its own thread and checks each against the versions allowed at its path, a bounded
+ * `push --once` (a hang is reported, never waited out), a seeded PRNG, and a raw protocol
+ * session for hostile-peer tests. Everything is real: sockets, processes, files.
+ */
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { clientHandshake, Connection, MAX_FRAME } from '@fsyncd/protocol'
+import { run, type PushResult } from './fsyncd.js'
+
+// ---- seeded randomness -----------------------------------------------------------------------
+
+/** mulberry32: small, fast, good enough to pick offsets and sizes reproducibly. */
+export class Prng {
+  #s: number
+  constructor (seed: number) {
+    this.#s = seed >>> 0
+  }
+
+  /** Uniform in [0, 1). */
+  next (): number {
+    this.#s = (this.#s + 0x6d2b79f5) >>> 0
+    let t = this.#s
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+
+  /** Integer in [lo, hi). */
+  int (lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo))
+  }
+
+  pick<T> (items: readonly T[]): T {
+    return items[this.int(0, items.length)] as T
+  }
+
+  chance (p: number): boolean {
+    return this.next() < p
+  }
+}
+
+export function sha256 (data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
+/** SHA-256 (hex) of every regular file under `root` (`.fsyncd` at the top left out). */
+export function fileHashes (root: string): Map<string, string> {
+  const out = new Map<string, string>()
+  const walk = (rel: string): void => {
+    for (const d of readdirSync(join(root, rel), { withFileTypes: true })) {
+      const p = rel === '' ? d.name : `${rel}/${d.name}`
+      if (p === '.fsyncd') continue
+      if (d.isDirectory()) walk(p)
+      else if (d.isFile()) out.set(p, sha256(readFileSync(join(root, p))))
+    }
+  }
+  walk('')
+  return out
+}
+
+/** The versions a reader may see at each path while `before` becomes `after`: either one. */
+export function allowedVersions (before: Map<string, string>, after: Map<string, string>): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const m of [before, after]) {
+    for (const [p, h] of m) {
+      const list = out.get(p) ?? []
+      if (!list.includes(h)) list.push(h)
+      out.set(p, list)
+    }
+  }
+  return out
+}
+
+/** Temp files the server holds in DEST/.fsyncd/tmp (empty when the folder does not exist). */
+export function tempFiles (dest: string): string[] {
+  try {
+    return readdirSync(join(dest, '.fsyncd', 'tmp'))
+  } catch {
+    return []
+  }
+}
+
+/** Open descriptors of a process (Linux /proc), or undefined where that cannot be read. */
+export function openFds (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return undefined
+  }
+}
+
+export async function sleep (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+// ---- bounded push ---------------------------------------------------------------------------
+
+export interface BoundedPush extends PushResult { hung: boolean, ms: number }
+
+/**
+ * `fsyncd push SRC 127.0.0.1:PORT --once --json`, killed with SIGKILL if it has not exited
+ * within `timeoutMs` (then `hung` is true): a test of "fails, never hangs" must not hang itself.
+ */
+export async function pushBounded (src: string, port: number, stateDir: string, timeoutMs: number, env: Record<string, string | undefined> = {}, extra: string[] = []): Promise<BoundedPush> {
+  const started = Date.now()
+  const p = run(['push', src, `127.0.0.1:${port}`, '--once', '--json', '--state-dir', stateDir, '--log-level', 'warn', ...extra], env)
+  let hung = false
+  const timer = setTimeout(() => {
+    hung = true
+    p.proc.kill('SIGKILL')
+  }, timeoutMs)
+  const code = await p.exited
+  clearTimeout(timer)
+  const line = p.stdout().trim().split('\n').pop()
+  let summary: Record<string, unknown> | undefined
+  try { summary = line ? JSON.parse(line) as Record<string, unknown> : undefined } catch { summary = undefined }
+  return { code, stdout: p.stdout(), stderr: p.stderr(), summary, hung, ms: Date.now() - started }
+}
+
+// ---- a proxy that cuts ------------------------------------------------------------------------
+
+export interface CutRecord {
+  /** Client→server bytes forwarded on this connection (exactly `limit` when it was cut). */
+  forwarded: number
+  cut: boolean
+  /** The forwarded client→server bytes themselves (kept when `record` is on). */
+  bytes: Buffer
+}
+
+/**
+ * A TCP proxy between a client and the server that forwards exactly `limit` bytes from client
+ * to server on each connection, then cuts both sockets (FIN with `mode: 'destroy'`, RST with
+ * `mode: 'reset'`; after an RST the server may drop bytes still unread, so it sees at most
+ * `limit`). Server→client bytes flow freely until the cut. `limit = Infinity` never cuts.
+ */
+export class CuttingProxy {
+  port = 0
+  limit = Infinity
+  mode: 'destroy' | 'reset' = 'destroy'
+  /** Keep the client→server bytes of each connection (to locate the cut in the frame stream). */
+  record = false
+  readonly connections: CutRecord[] = []
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+
+  constructor (readonly targetPort: number) {
+    this.#server = createServer({ noDelay: true }, (client) => this.#accept(client))
+  }
+
+  #accept (client: Socket): void {
+    const limit = this.limit
+    const mode = this.mode
+    const rec: CutRecord = { forwarded: 0, cut: false, bytes: Buffer.alloc(0) }
+    const kept: Buffer[] = []
+    this.connections.push(rec)
+    const upstream = connect({ port: this.targetPort, host: '127.0.0.1', noDelay: true })
+    this.#sockets.add(client)
+    this.#sockets.add(upstream)
+    client.pause()
+    const cut = (): void => {
+      if (mode === 'reset') {
+        if (!client.destroyed) client.resetAndDestroy()
+        if (!upstream.destroyed) upstream.resetAndDestroy()
+      } else {
+        client.destroy()
+        upstream.destroy()
+      }
+    }
+    const end = (): void => {
+      if (this.record) rec.bytes = Buffer.concat(kept)
+      client.destroy()
+      upstream.destroy()
+      this.#sockets.delete(client)
+      this.#sockets.delete(upstream)
+    }
+    upstream.once('connect', () => {
+      if (limit <= 0) {
+        rec.cut = true
+        cut()
+        return
+      }
+      client.resume()
+    })
+    client.on('data', (chunk: Buffer) => {
+      if (rec.cut) return
+      const room = limit - rec.forwarded
+      const part = chunk.length < room ? chunk : chunk.subarray(0, room)
+      rec.forwarded += part.length
+      if (this.record) kept.push(Buffer.from(part))
+      if (part.length < chunk.length || rec.forwarded >= limit) {
+        rec.cut = true
+        client.pause()
+        // Cut once the last bytes are handed to the kernel, so the server gets exactly `limit`.
+        if (part.length > 0) upstream.write(part, cut)
+        else cut()
+        return
+      }
+      if (!upstream.write(part)) {
+        client.pause()
+        upstream.once('drain', () => { if (!rec.cut) client.resume() })
+      }
+    })
+    upstream.pipe(client)
+    client.on('error', end)
+    upstream.on('error', end)
+    client.on('close', end)
+    upstream.on('close', end)
+  }
+
+  async listen (): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
+    this.port = (this.#server.address() as AddressInfo).port
+    return this.port
+  }
+
+  async close (): Promise<void> {
+    for (const s of this.#sockets) s.destroy()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+}
+
+// ---- an observer of the destination ----------------------------------------------------------
+
+export interface Violation { path: string, sha256: string, size: number, at: number }
+export interface ObserverReport {
+  /** Full passes over the tree. */
+  scans: number
+  /** Files read to the end and checked. */
+  reads: number
+  /** Files seen at a final name whose content is none of the versions allowed there. */
+  violations: Violation[]
+  /** Per path, the allowed versions actually seen (index into the allowed list). */
+  seen: Record<string, number[]>
+}
+
+/**
+ * Runs in a worker thread (plain JS, so it needs no loader): walks DEST again and again and reads
+ * every regular file outside `.fsyncd` through one descriptor, hashing it, until told to stop.
+ * A file that vanishes between listing and reading is skipped; every other file must hash to one
+ * of the versions allowed at its path (a path with no allowed version at all is a violation).
+ */
+const OBSERVER_SOURCE = `
+const { workerData, parentPort } = require('node:worker_threads')
+const fs = require('node:fs')
+const crypto = require('node:crypto')
+const { root, allowed, flag, once } = workerData
+const stop = new Int32Array(flag)
+const buf = Buffer.allocUnsafe(1 << 20)
+const report = { scans: 0, reads: 0, violations: [], seen: {} }
+function check (rel) {
+  let fd
+  try { fd = fs.openSync(root + '/' + rel, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW) } catch { return }
+  const h = crypto.createHash('sha256')
+  let size = 0
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null)
+      if (n === 0) break
+      h.update(buf.subarray(0, n))
+      size += n
+    }
+  } catch { return } finally { fs.closeSync(fd) }
+  const hex = h.digest('hex')
+  report.reads++
+  const ok = allowed[rel] || []
+  const i = ok.indexOf(hex)
+  if (i < 0) {
+    if (report.violations.length < 50) report.violations.push({ path: rel, sha256: hex, size, at: Date.now() })
+    return
+  }
+  const s = report.seen[rel] || (report.seen[rel] = [])
+  if (!s.includes(i)) s.push(i)
+}
+function walk (rel) {
+  let entries
+  try { entries = fs.readdirSync(rel === '' ? root : root + '/' + rel, { withFileTypes: true }) } catch { return }
+  for (const d of entries) {
+    const p = rel === '' ? d.name : rel + '/' + d.name
+    if (p === '.fsyncd') continue
+    if (d.isDirectory()) walk(p)
+    else if (d.isFile()) check(p)
+  }
+}
+do {
+  walk('')
+  report.scans++
+} while (!once && Atomics.load(stop, 0) === 0)
+parentPort.postMessage(report)
+`
+
+export interface Observer { stop: () => Promise<ObserverReport> }
+
+/** Starts observing `root`; `stop()` ends the loop after its current pass and returns the report. */
+export function observe (root: string, allowed: Map<string, string[]>, opts: { once?: boolean } = {}): Observer {
+  const flag = new SharedArrayBuffer(4)
+  const worker = new Worker(OBSERVER_SOURCE, { eval: true, workerData: { root, allowed: Object.fromEntries(allowed), flag, once: opts.once === true } })
+  const done = new Promise<ObserverReport>((resolve, reject) => {
+    worker.once('message', (r: ObserverReport) => resolve(r))
+    worker.once('error', reject)
+    worker.once('exit', (code) => reject(new Error(`observer exited with ${code} before reporting`)))
+  })
+  done.catch(() => {})
+  return {
+    stop: async () => {
+      Atomics.store(new Int32Array(flag), 0, 1)
+      const r = await done
+      await worker.terminate()
+      return r
+    },
+  }
+}
+
+/** One pass of the observer's check over `root`, now. */
+export async function checkOnce (root: string, allowed: Map<string, string[]>): Promise<ObserverReport> {
+  return await observe(root, allowed, { once: true }).stop()
+}
+
+// ---- raw protocol sessions ----------------------------------------------------------------------
+
+export async function openRaw (port: number): Promise<Connection> {
+  const socket = connect(port, '127.0.0.1')
+  await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  return new Connection(socket)
+}
+
+/** A raw connection past the handshake (server without token), `ready` read. */
+export async function openSession (port: number): Promise<Connection> {
+  const conn = await openRaw(port)
+  await clientHandshake(conn, undefined)
+  conn.maxFrame = MAX_FRAME
+  await conn.expect('ready')
+  return conn
+}
+
+/** Resolves with how long the socket took to close, in ms from `since`. */
+export async function closedAfter (socket: Socket, since: number): Promise<number> {
+  if (socket.destroyed) return Date.now() - since
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  return Date.now() - since
+}
