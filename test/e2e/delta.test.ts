@@ -70,3 +70,22 @@ t.test('a stale block cache falls back to the data and never leaves a wrong file
   t.equal(r.code, 0, r.stderr)
   t.same(diffTrees(src, dest), [], 'the right content, whatever the cache said')
 })
+
+t.test('a cold client fetches the old version\'s block sums instead of sending the whole file', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  writeFileSync(join(src, 'big.bin'), seededBytes(51, 8 * MB))
+  const server = await startServer(dest)
+  const proxy = new CountingProxy(server.port)
+  await proxy.listen()
+  t.teardown(async () => { await proxy.close(); await server.stop() })
+  t.equal((await pushOnce(src, proxy.port, tempDir())).code, 0)
+  const b = readFileSync(join(src, 'big.bin'))
+  seededBytes(52, 500).copy(b, 3 * MB)
+  writeFileSync(join(src, 'big.bin'), b)
+  proxy.reset()
+  const r = await pushOnce(src, proxy.port, tempDir()) // a new state dir: no cache at all
+  t.equal(r.code, 0, r.stderr)
+  t.same(diffTrees(src, dest), [])
+  t.ok(proxy.total < 8 * MB * 0.02 + 8192, `${proxy.total} bytes on the wire: the sums (~1.2 %) and the edit, not 8 MB`)
+})

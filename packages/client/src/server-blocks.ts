@@ -81,6 +81,23 @@ export class ServerBlocks {
     }
   }
 
+  /** Adds block sums the server computed (a serialized one-file index, file 0) for content `hash`. */
+  importSums (hash: Buffer, sums: Uint8Array): boolean {
+    if (this.has(hash)) return true
+    let other: BlockIndex
+    try {
+      other = BlockIndex.deserialize(sums)
+      if (other.blockSize !== this.blockSize || !other.hasFile(0)) return false
+    } catch {
+      return false // a bad answer only costs the delta
+    }
+    const ref = this.#nextRef++
+    this.#index.importFile(other, 0, ref)
+    this.#refOf.set(hash.toString('hex'), ref)
+    this.#hashOf.set(ref, hash)
+    return true
+  }
+
   forget (hash: Buffer): void {
     const key = hash.toString('hex')
     const ref = this.#refOf.get(key)

@@ -65,6 +65,7 @@ export class Uploader {
   readonly #conn: Connection
   readonly #opts: UploaderOptions
   readonly #pending = new Map<number, Pending>()
+  readonly #sigWaiters = new Map<number, (sums: Uint8Array | undefined) => void>()
   #batch: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
   #batchBytes = 0
   #nextId = 1
@@ -84,8 +85,12 @@ export class Uploader {
   /** Reads the server's answers until the connection ends. Run it alongside `push`. */
   async readAnswers (): Promise<void> {
     try {
-      for await (const { msg } of this.#conn) {
-        if (msg.t === 'ack') {
+      for await (const { msg, payload } of this.#conn) {
+        if (msg.t === 'sig') {
+          const waiter = this.#sigWaiters.get(msg.id)
+          this.#sigWaiters.delete(msg.id)
+          waiter?.(msg.found ? payload : undefined)
+        } else if (msg.t === 'ack') {
           for (const id of msg.ids) this.#retire(id)
         } else if (msg.t === 'nack') {
           const p = this.#pending.get(msg.id)
@@ -103,6 +108,8 @@ export class Uploader {
       throw err
     } finally {
       this.#readError ??= new Error('connection closed')
+      for (const w of this.#sigWaiters.values()) w(undefined)
+      this.#sigWaiters.clear()
       this.#wake()
     }
   }
@@ -117,6 +124,18 @@ export class Uploader {
       await this.#send(op)
     }
     await this.#sendBatch()
+  }
+
+  /**
+   * Asks the server for the block sums of content it holds (see protocol/SPEC.md `getsig`);
+   * undefined when it has none to give. Requests are pipelined: call many, then await them.
+   */
+  async requestSums (hash: Buffer, blockSize: number): Promise<Uint8Array | undefined> {
+    if (this.#readError !== undefined) return undefined
+    const id = this.#nextId++
+    const answer = new Promise<Uint8Array | undefined>((resolve) => this.#sigWaiters.set(id, resolve))
+    await this.#conn.send({ t: 'getsig', id, hash, blockSize })
+    return await answer
   }
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */

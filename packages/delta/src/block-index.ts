@@ -84,6 +84,25 @@ export class BlockIndex {
   }
 
   /**
+   * Copies file `fromRef` of another index (same block size) into this one as `toRef`: how a
+   * client merges block sums the server computed for it into its own index.
+   */
+  importFile (from: BlockIndex, fromRef: number, toRef: number): void {
+    checkFileRef(toRef)
+    if (from.blockSize !== this.blockSize) throw new DeltaError('MISUSE', `block size ${from.blockSize} differs from ${this.blockSize}`)
+    if (this.#slotOf.has(toRef)) throw new DeltaError('MISUSE', `file ${toRef} is already in the index`)
+    const slot = from.#slotOf.get(fromRef)
+    if (slot === undefined) throw new DeltaError('MISUSE', `file ${fromRef} is not in the source index`)
+    const first = from.#fileFirst[slot]!
+    const count = from.#blockCount(slot)
+    const weaks = from.#weaks.slice(first, first + count)
+    const strongs = from.#strongs.slice(first, first + count)
+    // An anchored file's first weak is its anchor's: offered again as the only choice.
+    const choices = from.#isAnchored(slot) ? Int32Array.of(from.#fileAnchor[slot]!, weaks[0]!) : new Int32Array(0)
+    this.#addEntries(toRef, from.#fileLength[slot]!, choices, weaks, strongs)
+  }
+
+  /**
    * Forgets a file; no-op when absent. Deltas made before may still name it: the server must
    * keep the file until they are applied.
    */

@@ -108,3 +108,30 @@ t.test('well-checksummed but inconsistent content throws BAD_INDEX', async (t) =
   ]
   for (const [why, parts] of invalid) t.throws(() => BlockIndex.deserialize(encodeBlockIndex(parts)), { code: 'BAD_INDEX' }, why)
 })
+
+t.test('importFile: a file copied from another index is found as in its own', async (t) => {
+  const { BlockIndex, Deltifier, createStrongHasher, applyDelta } = await import('../src/index.js')
+  const hasher = await createStrongHasher()
+  const content = new Uint8Array(50_000)
+  let x = 7
+  for (let i = 0; i < content.length; i++) { x = (x * 1103515245 + 12345) >>> 0; content[i] = x >>> 24 }
+  const source = new BlockIndex(1024)
+  const w = source.addFile(0, hasher)
+  w.push(content)
+  w.end()
+  const target = new BlockIndex(1024)
+  target.importFile(BlockIndex.deserialize(source.serialize()), 0, 42)
+  t.ok(target.hasFile(42))
+  t.equal(target.fileLength(42), content.length)
+  const edited = new Uint8Array(content.length + 10)
+  edited.set(content.subarray(0, 20_000))
+  edited.set(content.subarray(20_000), 20_010)
+  const d = new Deltifier(target, hasher)
+  const ops = [...d.push(edited), ...d.end()]
+  const literal = ops.reduce((n, op) => n + (op.type === 'literal' ? op.data.length : 0), 0)
+  t.ok(literal < 2 * 1024 + 10, `only the blocks around the edit are literal (${literal} bytes)`)
+  const rebuilt = applyDelta(ops, (ref, off, len) => { t.equal(ref, 42); return content.subarray(off, off + len) })
+  t.same(Buffer.from(rebuilt), Buffer.from(edited), 'byte-exact')
+  t.throws(() => target.importFile(source, 0, 42), { code: 'MISUSE' }, 'a ref twice is refused')
+  t.throws(() => new BlockIndex(2048).importFile(source, 0, 1), { code: 'MISUSE' }, 'block sizes must match')
+})

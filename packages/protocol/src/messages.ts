@@ -70,6 +70,11 @@ export interface Copy { t: 'copy', id: number, base: Buffer, ranges: Array<[numb
 export interface End { t: 'end', id: number }
 /** The client gave up on file `id` (it changed while being read); the server discards it. */
 export interface Abort { t: 'abort', id: number }
+/**
+ * Asks for the block sums of server content `hash` (blocks of `blockSize`), for a client whose
+ * block cache lacks the old version of a file it is about to send (a cold or lost cache).
+ */
+export interface GetSig { t: 'getsig', id: number, hash: Buffer, blockSize: number }
 export interface Bye { t: 'bye' }
 export interface Ping { t: 'ping' }
 
@@ -78,12 +83,14 @@ export interface Ack { t: 'ack', ids: number[] }
 export interface Nack { t: 'nack', id: number, code: ErrorCode, message: string }
 export interface ErrorMessage { t: 'error', code: ErrorCode, message: string }
 export interface Pong { t: 'pong' }
+/** The answer to `getsig`: when `found`, the payload is a serialized one-file BlockIndex (@fsyncd/delta, file 0). */
+export interface Sig { t: 'sig', id: number, found: boolean }
 
 export type Operation = Mkdir | Symlink | Delete | Move | Attrs | PutFile | PutFiles
 export type Message =
   | Hello | Challenge | Auth | Ready | List | Entries
-  | Operation | Data | Copy | End | Abort | Bye | Ping
-  | Ack | Nack | ErrorMessage | Pong
+  | Operation | Data | Copy | End | Abort | GetSig | Bye | Ping
+  | Ack | Nack | ErrorMessage | Pong | Sig
 export type MessageType = Message['t']
 
 // ---- validators --------------------------------------------------------------------------------
@@ -217,6 +224,8 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
   }),
   end: (o) => ({ t: 'end', id: uint(o, 'id', ID_MAX) }),
   abort: (o) => ({ t: 'abort', id: uint(o, 'id', ID_MAX) }),
+  getsig: (o) => ({ t: 'getsig', id: uint(o, 'id', ID_MAX), hash: bytes(o, 'hash', HASH_BYTES), blockSize: uint(o, 'blockSize', 65536) }),
+  sig: (o) => ({ t: 'sig', id: uint(o, 'id', ID_MAX), found: bool(o, 'found') }),
   bye: () => ({ t: 'bye' }),
   ping: () => ({ t: 'ping' }),
   ack: (o) => ({ t: 'ack', ids: list(o, 'ids', MAX_IDS_PER_ACK).map((id) => uint({ t: 'ack', id }, 'id', ID_MAX)) }),

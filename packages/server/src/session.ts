@@ -136,6 +136,12 @@ export class Session {
     switch (msg.t) {
       case 'ping': return await this.#conn.send({ t: 'pong' })
       case 'list': return await this.#sendListing()
+      case 'getsig': {
+        if (msg.blockSize < 512) throw new FsyncdError(ErrorCode.MALFORMED, `getsig: block size ${msg.blockSize} below 512`)
+        const sums = await this.#store.blockSums(msg.hash, msg.blockSize)
+        const fits = sums !== undefined && sums.length <= MAX_FRAME - 1024
+        return await this.#conn.send({ t: 'sig', id: msg.id, found: fits }, fits ? sums : undefined)
+      }
       case 'mkdir':
         this.#note(msg.id, { op: 'mkdir', path: msg.path })
         return await this.#apply(msg.id, () => store.mkdir(msg.path, msg.mode, msg.mtime))

@@ -13,7 +13,10 @@ import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { type Entry, ErrorCode, FsyncdError, type Manifest, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { BlockIndex, createStrongHasher, type StrongHasher } from '@fsyncd/delta'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
+
+let hasher: Promise<StrongHasher> | undefined
 import { IncomingFile } from './incoming-file.js'
 
 export interface FileMeta { hash: Buffer, size: number, mode: number, mtime: number }
@@ -240,6 +243,31 @@ export class Store {
       const e = dir === '' ? undefined : this.manifest.get(dir)
       if (e?.kind === 'dir') await utimes(this.abs(dir), new Date(e.mtime), new Date(e.mtime)).catch(() => {})
     }
+  }
+
+  /**
+   * Block sums of the content with this SHA-256, serialized (see protocol/SPEC.md `getsig`), or
+   * undefined when the server holds no such content.
+   */
+  async blockSums (hash: Buffer, blockSize: number): Promise<Uint8Array | undefined> {
+    const path = await this.#pathOfContent(hash)
+    if (path === undefined) return undefined
+    hasher ??= createStrongHasher()
+    const index = new BlockIndex(blockSize)
+    const writer = index.addFile(0, await hasher)
+    const fh = await open(this.abs(path), 'r')
+    try {
+      const buf = Buffer.allocUnsafe(1024 * 1024)
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+        if (bytesRead === 0) break
+        writer.push(buf.subarray(0, bytesRead))
+      }
+    } finally {
+      await fh.close()
+    }
+    writer.end()
+    return index.serialize()
   }
 
   async saveIndex (): Promise<void> {
