@@ -43,6 +43,9 @@ t.test('-q prints nothing on success; --version; a taken port exits 6', async (t
   t.equal(await v.exited, 0)
   const pkg = JSON.parse(readFileSync(join(import.meta.dirname ?? '.', '..', '..', 'packages', 'cli', 'package.json'), 'utf8')) as { version: string }
   t.equal(v.stdout().trim(), pkg.version)
+  const missing = run(['push', join(src, 'nope'), `127.0.0.1:${server.port}`, '--state-dir', tempDir()])
+  t.equal(await missing.exited, 6, 'watching a source that does not exist: local I/O')
+  t.match(missing.stderr(), /does not exist/)
   const taken = run(['serve', tempDir(), '--port', String(server.port)])
   t.equal(await taken.exited, 6, 'the port is in use: local I/O')
   t.match(taken.stderr(), /EADDRINUSE/)

@@ -72,6 +72,8 @@ interface Link {
 }
 
 const MAX_DIRTY_PATHS = 10_000
+/** Full-rescan period when the filesystem cannot be watched. */
+const POLL_INTERVAL_MS = 5000
 /** Old versions at least this big are worth a `getsig` round trip (~1.2 % of their size) when the cache lacks them. */
 const FETCH_SUMS_FROM = 64 * 1024
 
@@ -166,12 +168,19 @@ export class PushClient {
    */
   async watch (onSynced?: (s: PushSummary) => void): Promise<void> {
     await this.#loadState()
-    await mkdir(this.#opts.src, { recursive: true })
-    this.#watcher = await TreeWatcher.start(this.#opts.src, [join(this.#opts.src, STATE_DIR)], (paths) => this.#markDirty(paths), (err) => {
-      this.#log.warn({ err: err.message }, 'watcher error: rescanning everything')
-      this.#markDirty([''])
-    })
-    const rescan = setInterval(() => this.#markDirty(['']), this.#opts.rescanIntervalMs ?? 3_600_000)
+    let rescanMs = this.#opts.rescanIntervalMs ?? 3_600_000
+    try {
+      this.#watcher = await TreeWatcher.start(this.#opts.src, [join(this.#opts.src, STATE_DIR)], (paths) => this.#markDirty(paths), (err) => {
+        this.#log.warn({ err: err.message }, 'watcher error: rescanning everything')
+        this.#markDirty([''])
+      })
+    } catch (err) {
+      if (!(await exists(this.#opts.src))) throw Object.assign(new Error(`${this.#opts.src} does not exist`), { code: 'ENOENT' })
+      // Most often the inotify watch limit: poll instead of giving up.
+      rescanMs = Math.min(rescanMs, POLL_INTERVAL_MS)
+      this.#log.warn({ err: (err as Error).message, pollMs: rescanMs }, 'cannot watch the source (inotify limit? raise it with: sysctl fs.inotify.max_user_watches=1048576); polling with full rescans instead')
+    }
+    const rescan = setInterval(() => this.#markDirty(['']), rescanMs)
     let attempt = 0
     try {
       while (!this.#closed) {
@@ -216,7 +225,7 @@ export class PushClient {
     } finally {
       clearInterval(rescan)
       clearTimeout(this.#timer)
-      await this.#watcher.close()
+      await this.#watcher?.close()
       await this.#saveState().catch(() => {})
     }
   }
