@@ -66,6 +66,8 @@ export class Uploader {
   readonly #opts: UploaderOptions
   readonly #pending = new Map<number, Pending>()
   readonly #sigWaiters = new Map<number, (sums: Uint8Array | undefined) => void>()
+  /** Nacked operations being sent again (see readAnswers). */
+  #retrying = 0
   #batch: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
   #batchBytes = 0
   #nextId = 1
@@ -94,8 +96,18 @@ export class Uploader {
           for (const id of msg.ids) this.#retire(id)
         } else if (msg.t === 'nack') {
           const p = this.#pending.get(msg.id)
+          if (p !== undefined) {
+            // Not awaited: a resend may wait for room in the window, which only acks read here make.
+            this.#retrying++
+            this.#onNack(p.op, msg.code, msg.message).catch((err: unknown) => {
+              this.#readError ??= err as Error
+              this.#conn.destroy(err as Error)
+            }).finally(() => {
+              this.#retrying--
+              this.#wake()
+            })
+          }
           this.#retire(msg.id)
-          if (p !== undefined) await this.#onNack(p.op, msg.code, msg.message)
         } else if (msg.t === 'error') {
           throw Object.assign(new Error(`server: ${msg.message}`), { code: msg.code })
         } else if (msg.t !== 'pong') {
@@ -140,7 +152,7 @@ export class Uploader {
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */
   async drain (): Promise<void> {
-    while (this.#pending.size > 0) await this.#wait()
+    while (this.#pending.size > 0 || this.#retrying > 0) await this.#wait()
   }
 
   /** Waits for room in the window, then registers an operation under a new id. */
