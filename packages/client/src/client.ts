@@ -194,12 +194,12 @@ export class PushClient {
           await this.#sleep(delay)
           continue
         }
-        attempt = 0
         try {
           this.#dirty.clear()
           this.#fullRescan = false
           await this.#reconcile(link)
           await link.uploader.drain()
+          attempt = 0 // backoff restarts only after a sync that worked
           await this.#saveState()
           onSynced?.(this.#summary)
           this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
@@ -215,7 +215,8 @@ export class PushClient {
           if (!this.#closed) this.#log.warn('connection to the server ended; reconnecting')
         } catch (err) {
           if (isFatal(err)) throw err
-          if (!this.#closed) this.#log.warn({ err: (err as Error).message }, 'sync interrupted; reconnecting')
+          if (err instanceof EmptySourceError) this.#log.error(err.message)
+          else if (!this.#closed) this.#log.warn({ err: (err as Error).message }, 'sync interrupted; reconnecting')
         } finally {
           await this.#working.catch(() => {})
           this.#retire(link)

@@ -20,7 +20,12 @@ const BATCH_BYTES = 256 * 1024
 
 /** The whole content of a small file if it is exactly the planned version, else undefined. */
 function readStable (abs: string, entry: FileEntry): Buffer | undefined {
-  const read = readSmallFileStable(abs)
+  let read: ReturnType<typeof readSmallFileStable>
+  try {
+    read = readSmallFileStable(abs)
+  } catch {
+    return undefined // gone or unreadable since the scan: the rescan will say which
+  }
   if (read === undefined || read.data.length !== entry.size || !createHash('sha256').update(read.data).digest().equals(entry.hash)) return undefined
   return read.data
 }

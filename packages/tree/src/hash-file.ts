@@ -41,15 +41,10 @@ export const SMALL_FILE = 256 * 1024
 
 /**
  * The whole content of a small file, read with synchronous calls, and the stat of the version
- * read; undefined when the file changed while being read (or cannot be opened).
+ * read; undefined when the file changed while being read. Throws when it cannot be opened.
  */
 export function readSmallFileStable (path: string): { data: Buffer, stat: Stats } | undefined {
-  let fd: number
-  try {
-    fd = openSync(path, 'r')
-  } catch {
-    return undefined
-  }
+  const fd = openSync(path, 'r')
   try {
     const before = fstatSync(fd)
     const buf = Buffer.allocUnsafe(before.size + 1) // one byte more: a file that grew shows it
