@@ -7,7 +7,7 @@
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
-import { type Connection, type ErrorCode, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
+import { type Connection, ErrorCode, FsyncdError, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
 import { readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
@@ -114,12 +114,12 @@ export class Uploader {
           }
           this.#retire(msg.id)
         } else if (msg.t === 'error') {
-          throw Object.assign(new Error(`server: ${msg.message}`), { code: msg.code })
+          throw new FsyncdError(msg.code, `server: ${msg.message}`)
         } else if (msg.t !== 'pong') {
           throw new Error(`unexpected "${msg.t}" from the server`)
         }
       }
-      if (this.#pending.size > 0) throw new Error('the server closed the connection with operations unacknowledged')
+      if (this.#pending.size > 0) throw new FsyncdError(ErrorCode.CLOSED, 'the server closed the connection with operations unacknowledged')
     } catch (err) {
       this.#readError = err as Error
       throw err

@@ -24,6 +24,9 @@ export interface SyncServerOptions {
   idleTimeoutMs?: number
 }
 
+/** Connections that have not authenticated yet, at most (the oldest is dropped for a new one). */
+const MAX_PRE_AUTH = 64
+
 export function isLoopback (address: string | undefined): boolean {
   if (address === undefined) return false
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
@@ -33,6 +36,8 @@ export class SyncServer {
   readonly #opts: SyncServerOptions
   readonly #log: Logger
   readonly #sockets = new Set<Socket>()
+  readonly #preAuth = new Map<Socket, Connection>()
+  readonly #authenticated = new Set<Socket>()
   readonly #sessions = new Set<Promise<void>>()
   #server: Server | undefined
   #store: Store | undefined
@@ -73,24 +78,40 @@ export class SyncServer {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
     const log = this.#log.child({ peer })
     const conn = new Connection(socket)
-    if (this.#sockets.size >= (this.#opts.maxConnections ?? 32)) {
-      log.warn('too many connections: refused')
-      void conn.fail(ErrorCode.BUSY, 'too many connections')
-      return
-    }
     if (this.#opts.token === undefined && !isLoopback(socket.remoteAddress)) {
       log.warn('non-loopback client refused: the server runs without a token')
       void conn.fail(ErrorCode.AUTH, 'this server has no token and accepts loopback clients only')
       return
     }
+    // Strangers that have not authenticated yet live in a bounded pool of their own: when it is
+    // full the oldest is dropped, so silent sockets can delay a handshake, never lock clients out.
+    if (this.#preAuth.size >= MAX_PRE_AUTH) {
+      const [oldest, oldestConn] = this.#preAuth.entries().next().value as [Socket, Connection]
+      this.#preAuth.delete(oldest)
+      void oldestConn.fail(ErrorCode.TIMEOUT, 'too many connections waiting to authenticate')
+    }
+    this.#preAuth.set(socket, conn)
     this.#sockets.add(socket)
     socket.setTimeout(this.#opts.idleTimeoutMs ?? 120_000, () => {
       log.info('idle timeout')
       void conn.fail(ErrorCode.TIMEOUT, 'idle for too long')
     })
-    socket.on('close', () => this.#sockets.delete(socket))
+    socket.on('close', () => {
+      this.#sockets.delete(socket)
+      this.#preAuth.delete(socket)
+      this.#authenticated.delete(socket)
+    })
     const session = new Session(conn, store, log, this.#opts.token, { history: this.#history, peer })
-    const done = session.run({ authTimeoutMs: this.#opts.authTimeoutMs ?? 10_000 }).finally(() => {
+    const onAuthenticated = (): boolean => {
+      this.#preAuth.delete(socket)
+      if (this.#authenticated.size >= (this.#opts.maxConnections ?? 32)) {
+        log.warn('too many clients: refused')
+        return false
+      }
+      this.#authenticated.add(socket)
+      return true
+    }
+    const done = session.run({ authTimeoutMs: this.#opts.authTimeoutMs ?? 10_000, onAuthenticated }).finally(() => {
       this.#sessions.delete(done)
       log.info(session.stats, 'session ended')
     })

@@ -81,7 +81,7 @@ export class Session {
   }
 
   /** Runs the session to its end. Never throws: errors are logged and sent to the peer. */
-  async run (opts: { authTimeoutMs: number, onAuthenticated?: () => void }): Promise<void> {
+  async run (opts: { authTimeoutMs: number, onAuthenticated?: () => boolean }): Promise<void> {
     const conn = this.#conn
     try {
       const timer = setTimeout(() => { void conn.fail(ErrorCode.TIMEOUT, 'authentication took too long') }, opts.authTimeoutMs)
@@ -90,9 +90,11 @@ export class Session {
       } finally {
         clearTimeout(timer)
       }
-      opts.onAuthenticated?.()
+      if (opts.onAuthenticated?.() === false) throw new FsyncdError(ErrorCode.BUSY, 'too many clients')
       conn.maxFrame = MAX_FRAME
       this.#log.info('client authenticated')
+      // Files another session committed are installed first: the digest must describe the disk.
+      await this.#store.flush()
       const manifest = this.#store.manifest
       await conn.send({ t: 'ready', digest: manifest.digest(), entries: manifest.size })
       await this.#loop()
@@ -104,6 +106,9 @@ export class Session {
     } finally {
       for (const u of this.#uploads.values()) u.file?.discard()
       this.#uploads.clear()
+      // Files this session committed (complete and verified) still go in, unanswered: the
+      // client will see them in the server's listing next time.
+      await this.#store.flush().catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'flush after the session failed'))
       this.stats.bytesIn = conn.bytesIn
       this.stats.bytesOut = conn.bytesOut
     }
