@@ -5,10 +5,10 @@
  * same destination sweeps the temp files the crash left and converges on the next push.
  */
 import t from 'tap'
-import { mkdirSync, openSync, writeFileSync, writeSync, closeSync, ftruncateSync } from 'node:fs'
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { diffTrees, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
-import { allowedVersions, checkOnce, fileHashes, observe, Prng, pushBounded, sha256, sleep, tempFiles } from '../helpers/faults.js'
+import { allowedVersions, checkOnce, fileHashes, observe, Prng, pushBounded, sha256, sleep, spawnPush, tempFiles } from '../helpers/faults.js'
 
 const POINTS = ['after-temp-write', 'after-rename', 'before-dir-fsync'] as const
 
@@ -37,6 +37,9 @@ function trees (seed: number): { before: Map<string, Buffer>, after: Map<string,
   after.set('new/sub/x.txt', Buffer.from('a new folder with a file\n'))
   return { before, after }
 }
+
+// ~30 s idle; allow for a busy machine (every push inside is bounded on its own).
+t.setTimeout(240_000)
 
 t.test('the observer catches a file rewritten in place (control: it is able to fail)', async (t) => {
   const dest = tempDir()
@@ -75,8 +78,9 @@ for (const point of POINTS) {
     let stopped = false
     t.teardown(async () => { if (!stopped) await obs.stop() })
 
-    // Twice: the second crash happens on a destination the first one left half done.
-    for (let cycle = 1; cycle <= 2; cycle++) {
+    // Twice where a crash makes progress: the second one hits a destination the first left half
+    // done (after-temp-write never gets past its first batch: once is enough).
+    for (let cycle = 1; cycle <= (point === 'after-temp-write' ? 1 : 2); cycle++) {
       const crashing = await startServer(dest, { env: { FSYNCD_CRASH_POINT: point }, args: ['--log-level', 'warn'] })
       t.teardown(() => crashing.stop())
       if (cycle > 1) t.same(tempFiles(dest), [], 'the restarted server swept the temp files before listening')
@@ -111,3 +115,62 @@ for (const point of POINTS) {
     t.ok(report.scans >= 5, `the observer kept reading throughout (${report.scans} passes)`)
   })
 }
+
+t.test('server killed -9 at seeded random moments of a push', async (t) => {
+  const rnd = new Prng(0xdead)
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  let serial = 0
+  const write = (p: string, size: number): void => {
+    mkdirSync(dirname(join(src, p)), { recursive: true })
+    writeFileSync(join(src, p), seededBytes(0xdead + ++serial, size))
+  }
+  for (let d = 0; d < 6; d++) for (let i = 0; i < 40; i++) write(`dir${d}/f${i}.txt`, rnd.int(100, 4000))
+  for (let i = 0; i < 3; i++) write(`big${i}.bin`, rnd.int(300_000, 1_200_000))
+  const server0 = await startServer(dest, { args: ['--log-level', 'warn'] })
+  const r0 = await pushBounded(src, server0.port, state, 30_000)
+  await server0.stop()
+  t.equal(r0.code, 0, `initial sync: ${r0.stderr.slice(-300)}`)
+
+  for (let round = 1; round <= 3; round++) {
+    // Rewrites, new files, deletes, a renamed folder (a server-side move), a rewritten large file.
+    const dirs = readdirSync(src).filter((n) => n.startsWith('dir')).sort()
+    for (let i = 0; i < 40; i++) write(`${rnd.pick(dirs)}/f${rnd.int(0, 40)}.txt`, rnd.int(100, 4000))
+    for (let i = 0; i < 20; i++) write(`${rnd.pick(dirs)}/new${round}-${i}.txt`, rnd.int(100, 4000))
+    for (let i = 0; i < 10; i++) rmSync(join(src, rnd.pick(dirs), `f${rnd.int(0, 40)}.txt`), { force: true })
+    const moved = rnd.pick(dirs)
+    renameSync(join(src, moved), join(src, `${moved.split('-')[0] as string}-r${round}`))
+    write(`big${rnd.int(0, 3)}.bin`, rnd.int(300_000, 1_200_000))
+
+    const allowed = allowedVersions(fileHashes(dest), fileHashes(src))
+    const obs = observe(dest, allowed)
+    const server = await startServer(dest, { args: ['--log-level', 'warn'] })
+    const push = spawnPush(src, server.port, state, 30_000)
+    // Kill a seeded while after the first temp file shows up (the server is committing).
+    let pushEnded = false
+    void push.done.then(() => { pushEnded = true })
+    const deadline = Date.now() + 10_000
+    while (!pushEnded && tempFiles(dest).length === 0 && Date.now() < deadline) await sleep(1)
+    const delay = rnd.int(0, 150)
+    await sleep(delay)
+    server.proc.kill('SIGKILL')
+    await server.exited
+    const r = await push.done
+    t.notOk(r.hung, `round ${round}: killed ${delay} ms into the commit; push --once ended by itself (exit ${String(r.code)}, ${r.ms} ms)`)
+    t.ok(r.code === 0 || r.code === 3, `round ${round}: exit 0 (it had finished) or 3 (the connection was lost), got ${String(r.code)}`)
+    const atCrash = await checkOnce(dest, allowed)
+    t.same(atCrash.violations, [], `round ${round}: right after the kill every file is its old or its new version`)
+    // Exit 0 means every change was acknowledged, hence applied: the kill must not undo any.
+    if (r.code === 0) t.same(diffTrees(src, dest), [], `round ${round}: the push had finished, so the destination already equals the source`)
+
+    const again = await startServer(dest, { args: ['--log-level', 'warn'] })
+    t.same(tempFiles(dest), [], `round ${round}: temp files swept at start`)
+    const r2 = await pushBounded(src, again.port, state, 30_000)
+    t.equal(r2.code, 0, `round ${round}: the push after the restart succeeds: ${r2.stderr.slice(-300)}`)
+    t.same(diffTrees(src, dest), [], `round ${round}: converged exactly`)
+    await again.stop()
+    const report = await obs.stop()
+    t.same(report.violations, [], `round ${round}: the observer never saw a partial or mixed file (${report.scans} passes)`)
+  }
+})

@@ -120,3 +120,26 @@ t.test('a wrong hash never reaches its final name', async (t) => {
   t.same(readdirSync(join(dest, '.fsyncd/tmp')), [], 'the temp file is gone')
   conn.close()
 })
+
+t.test('a file never grows past its announced size', async (t) => {
+  const dest = tempDir()
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const conn = await session(server.port)
+  const hash = createHash('sha256').update('0123456789').digest()
+  const got = await answers(conn, [
+    [{ t: 'file', id: 1, path: 'small.txt', size: 10, mode: 0o644, mtime: Date.now(), hash, have: false }],
+    [{ t: 'data', id: 1, z: 0 }, Buffer.alloc(20, 120)],
+    [{ t: 'end', id: 1 }],
+    [{ t: 'file', id: 2, path: 'a.txt', size: 10, mode: 0o644, mtime: Date.now(), hash, have: false, inline: 0 }, Buffer.from('0123456789')],
+    [{ t: 'file', id: 3, path: 'huge.txt', size: 10, mode: 0o644, mtime: Date.now(), hash, have: false }],
+    [{ t: 'copy', id: 3, base: hash, ranges: [[0, 1 << 30]] }],
+    [{ t: 'end', id: 3 }],
+  ], [1, 2, 3])
+  t.match(got.get(1), { t: 'nack', code: 'HASH_MISMATCH' }, 'data past the announced size is refused')
+  t.equal(got.get(2)?.t, 'ack')
+  t.match(got.get(3), { t: 'nack', code: 'HASH_MISMATCH' }, 'a copy past the announced size is refused before any byte is read')
+  const { readdirSync } = await import('node:fs')
+  t.same(readdirSync(join(dest, '.fsyncd/tmp')), [], 'no temp file left')
+  conn.close()
+})

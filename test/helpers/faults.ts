@@ -6,12 +6,13 @@
  * session for hostile-peer tests. Everything is real: sockets, processes, files.
  */
 import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import { clientHandshake, Connection, MAX_FRAME } from '@fsyncd/protocol'
-import { run, type PushResult } from './fsyncd.js'
+import { type Proc, run, type PushResult } from './fsyncd.js'
 
 // ---- seeded randomness -----------------------------------------------------------------------
 
@@ -109,6 +110,11 @@ export interface BoundedPush extends PushResult { hung: boolean, ms: number }
  * within `timeoutMs` (then `hung` is true): a test of "fails, never hangs" must not hang itself.
  */
 export async function pushBounded (src: string, port: number, stateDir: string, timeoutMs: number, env: Record<string, string | undefined> = {}, extra: string[] = []): Promise<BoundedPush> {
+  return await spawnPush(src, port, stateDir, timeoutMs, env, extra).done
+}
+
+/** The same, started: `proc` to watch or kill it, `done` for its result. */
+export function spawnPush (src: string, port: number, stateDir: string, timeoutMs: number, env: Record<string, string | undefined> = {}, extra: string[] = []): { proc: Proc, done: Promise<BoundedPush> } {
   const started = Date.now()
   const p = run(['push', src, `127.0.0.1:${port}`, '--once', '--json', '--state-dir', stateDir, '--log-level', 'warn', ...extra], env)
   let hung = false
@@ -116,22 +122,42 @@ export async function pushBounded (src: string, port: number, stateDir: string, 
     hung = true
     p.proc.kill('SIGKILL')
   }, timeoutMs)
-  const code = await p.exited
-  clearTimeout(timer)
-  const line = p.stdout().trim().split('\n').pop()
-  let summary: Record<string, unknown> | undefined
-  try { summary = line ? JSON.parse(line) as Record<string, unknown> : undefined } catch { summary = undefined }
-  return { code, stdout: p.stdout(), stderr: p.stderr(), summary, hung, ms: Date.now() - started }
+  const done = p.exited.then((code) => {
+    clearTimeout(timer)
+    const line = p.stdout().trim().split('\n').pop()
+    let summary: Record<string, unknown> | undefined
+    try { summary = line ? JSON.parse(line) as Record<string, unknown> : undefined } catch { summary = undefined }
+    return { code, stdout: p.stdout(), stderr: p.stderr(), summary, hung, ms: Date.now() - started }
+  })
+  return { proc: p, done }
+}
+
+/** Descriptors of process `pid` open on files under `dir` (Linux /proc; [] where unreadable). */
+export function fdsUnder (pid: number | undefined, dir: string): string[] {
+  if (pid === undefined) return []
+  const out: string[] = []
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`)
+        if (target.startsWith(dir + '/')) out.push(target)
+      } catch {}
+    }
+  } catch {}
+  return out
 }
 
 // ---- a proxy that cuts ------------------------------------------------------------------------
 
-export interface CutRecord {
+export class CutRecord {
   /** Client→server bytes forwarded on this connection (exactly `limit` when it was cut). */
-  forwarded: number
-  cut: boolean
-  /** The forwarded client→server bytes themselves (kept when `record` is on). */
-  bytes: Buffer
+  forwarded = 0
+  cut = false
+  readonly chunks: Buffer[] = []
+  /** The forwarded client→server bytes themselves (kept when the proxy's `record` is on). */
+  get bytes (): Buffer {
+    return Buffer.concat(this.chunks)
+  }
 }
 
 /**
@@ -157,8 +183,7 @@ export class CuttingProxy {
   #accept (client: Socket): void {
     const limit = this.limit
     const mode = this.mode
-    const rec: CutRecord = { forwarded: 0, cut: false, bytes: Buffer.alloc(0) }
-    const kept: Buffer[] = []
+    const rec = new CutRecord()
     this.connections.push(rec)
     const upstream = connect({ port: this.targetPort, host: '127.0.0.1', noDelay: true })
     this.#sockets.add(client)
@@ -174,7 +199,6 @@ export class CuttingProxy {
       }
     }
     const end = (): void => {
-      if (this.record) rec.bytes = Buffer.concat(kept)
       client.destroy()
       upstream.destroy()
       this.#sockets.delete(client)
@@ -193,7 +217,7 @@ export class CuttingProxy {
       const room = limit - rec.forwarded
       const part = chunk.length < room ? chunk : chunk.subarray(0, room)
       rec.forwarded += part.length
-      if (this.record) kept.push(Buffer.from(part))
+      if (this.record) rec.chunks.push(Buffer.from(part))
       if (part.length < chunk.length || rec.forwarded >= limit) {
         rec.cut = true
         client.pause()
@@ -340,7 +364,7 @@ export async function openSession (port: number): Promise<Connection> {
 }
 
 /** Resolves with how long the socket took to close, in ms from `since`. */
-export async function closedAfter (socket: Socket, since: number): Promise<number> {
+export async function closedAfter (socket: Duplex, since: number): Promise<number> {
   if (socket.destroyed) return Date.now() - since
   await new Promise<void>((resolve) => socket.once('close', () => resolve()))
   return Date.now() - since

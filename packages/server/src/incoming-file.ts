@@ -28,21 +28,30 @@ export class IncomingFile {
   readonly #bases = new Map<string, { fd: number, size: number }>()
   #closed = false
 
-  private constructor (tmpPath: string, fd: number, resolve: ContentResolver) {
+  /** The size the client announced: a file never grows past it (a few bytes must not ask for terabytes). */
+  readonly #maxSize: number
+
+  private constructor (tmpPath: string, fd: number, resolve: ContentResolver, maxSize: number) {
     this.tmpPath = tmpPath
     this.#fd = fd
     this.#resolve = resolve
+    this.#maxSize = maxSize
   }
 
   /**
    * Creates the temp file. Asynchronous, unlike the writes: creating a file can wait on the
    * filesystem's journal, and a batch of small files then creates its temp files side by side.
    */
-  static async create (tmpPath: string, resolve: ContentResolver): Promise<IncomingFile> {
-    return new IncomingFile(tmpPath, await openAsync(tmpPath, 'wx', 0o600), resolve)
+  static async create (tmpPath: string, resolve: ContentResolver, maxSize: number): Promise<IncomingFile> {
+    return new IncomingFile(tmpPath, await openAsync(tmpPath, 'wx', 0o600), resolve, maxSize)
+  }
+
+  #reserve (length: number): void {
+    if (this.size + length > this.#maxSize) throw new FsyncdError(ErrorCode.HASH_MISMATCH, `more than the ${this.#maxSize} bytes announced`)
   }
 
   write (data: Uint8Array): void {
+    this.#reserve(data.length)
     this.#hash.update(data)
     let off = 0
     while (off < data.length) off += writeSync(this.#fd, data, off, data.length - off)
@@ -54,6 +63,7 @@ export class IncomingFile {
    * base, or a base the server does not have, is an error: the client then falls back to data.
    */
   async copy (base: Buffer, offset: number, length: number): Promise<void> {
+    this.#reserve(length)
     const src = await this.#base(base)
     if (offset + length > src.size) {
       throw new FsyncdError(ErrorCode.MISSING, `copy of ${length} bytes at ${offset} past the end of a ${src.size}-byte base`)

@@ -229,7 +229,7 @@ export class Session {
     const upload: Upload = { op, file: undefined, failed: false }
     this.#uploads.set(op.id, upload)
     try {
-      upload.file = await this.#store.beginFile(op.path)
+      upload.file = await this.#store.beginFile(op.path, op.size)
     } catch (err) {
       upload.failed = true
       await this.#nack(op.id, err)

@@ -145,12 +145,12 @@ export class Store {
   }
 
   /** Starts receiving a file; the caller writes data into it, then `commitFile`. */
-  async beginFile (path: string): Promise<IncomingFile> {
+  async beginFile (path: string, size: number): Promise<IncomingFile> {
     await this.#checkParents(path)
     return await IncomingFile.create(this.tempPath(), async (hash) => {
       const p = await this.#pathOfContent(hash)
       return p === undefined ? undefined : this.abs(p)
-    })
+    }, size)
   }
 
   /** Builds `path` from content the server already holds (by SHA-256): no data crosses the wire. */
@@ -159,7 +159,7 @@ export class Store {
     await this.#checkParents(path)
     const source = await this.#pathOfContent(meta.hash)
     if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
-    const file = await IncomingFile.create(this.tempPath(), async () => this.abs(source))
+    const file = await IncomingFile.create(this.tempPath(), async () => this.abs(source), meta.size)
     try {
       // Through the same verified path as an upload: the source may have changed on disk.
       await file.copy(meta.hash, 0, meta.size)
