@@ -243,10 +243,6 @@ export function validateMessage (value: unknown): Message {
   return validators[type as MessageType](o)
 }
 
-export function isOperation (m: Message): m is Operation {
-  return m.t === 'mkdir' || m.t === 'symlink' || m.t === 'delete' || m.t === 'move' || m.t === 'attrs' || m.t === 'file' || m.t === 'files'
-}
-
 // ---- entries on the wire -----------------------------------------------------------------------
 const KIND_CODE = { file: 0, dir: 1, link: 2 } as const
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import {
-  decodeMessage, encodeMessage, ErrorCode, FsyncdError, fromWireEntry, HASH_BYTES, isOperation,
+  decodeMessage, encodeMessage, ErrorCode, FsyncdError, fromWireEntry, HASH_BYTES,
   MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_IDS_PER_ACK, MAX_PATH_BYTES, MAX_RANGES_PER_COPY, type Message,
   type MessageType, NONCE_BYTES, pathProblem, toWireEntry, validateMessage, type WireEntry,
 } from '../src/index.js'
@@ -118,11 +118,6 @@ t.test('wire entries convert to and from Entry', async (t) => {
     t.ok(back.t === 'entries')
     if (back.t === 'entries') t.same(fromWireEntry(back.entries[0] as WireEntry), [p, e], `${e.kind} survives the wire`)
   }
-})
-
-t.test('isOperation names exactly the six operations', async (t) => {
-  const ops = allSamples.filter(isOperation).map((m) => m.t)
-  t.same([...new Set(ops)].sort(), ['attrs', 'delete', 'file', 'mkdir', 'move', 'symlink'])
 })
 
 // ---- the malformed table -------------------------------------------------------------------------

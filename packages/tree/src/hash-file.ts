@@ -67,9 +67,3 @@ function hashSmallFile (path: string, attempts: number): { hash: Buffer, stat: S
   }
   return undefined
 }
-
-export async function hashFile (path: string): Promise<Buffer> {
-  const r = await hashFileStable(path, 1)
-  if (r === undefined) throw new Error(`${path} changed while being hashed`)
-  return r.hash
-}

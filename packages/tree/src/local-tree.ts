@@ -204,10 +204,4 @@ export class LocalTree {
     }
     return true
   }
-
-  /** True when `p` is at or below one of `dirs`. */
-  static within (p: string, dirs: Iterable<string>): boolean {
-    for (const d of dirs) if (isWithin(p, d)) return true
-    return false
-  }
 }
