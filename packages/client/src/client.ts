@@ -69,9 +69,13 @@ interface Link {
   conn: Connection
   uploader: Uploader
   answers: Promise<void>
+  ping: NodeJS.Timeout
 }
 
 const MAX_DIRTY_PATHS = 10_000
+const PING_INTERVAL_MS = 30_000
+/** How long the server may say nothing before the client gives up on the connection. */
+const SERVER_SILENCE_MS = 300_000
 /** Full-rescan period when the filesystem cannot be watched. */
 const POLL_INTERVAL_MS = 5000
 /** Old versions at least this big are worth a `getsig` round trip (~1.2 % of their size) when the cache lacks them. */
@@ -204,12 +208,10 @@ export class PushClient {
           onSynced?.(this.#summary)
           this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
           this.#link = link
-          const ping = setInterval(() => { link.conn.send({ t: 'ping' }).catch(() => {}) }, 30_000)
           try {
             if (this.#dirty.size > 0 || this.#fullRescan) this.#schedule()
             await Promise.race([link.answers, this.#closedPromise()])
           } finally {
-            clearInterval(ping)
             this.#link = undefined
           }
           if (!this.#closed) this.#log.warn('connection to the server ended; reconnecting')
@@ -254,7 +256,10 @@ export class PushClient {
       socket.once('connect', resolve)
       socket.once('error', reject)
     })
-    socket.setTimeout(60_000, () => socket.destroy(new FsyncdError(ErrorCode.TIMEOUT, 'the server stopped answering')))
+    // Generous: a server fsyncing a big file answers nothing meanwhile, and a slow disk is no
+    // reason to start over. TCP keepalive finds a peer that is gone for good.
+    socket.setKeepAlive(true, 30_000)
+    socket.setTimeout(SERVER_SILENCE_MS, () => socket.destroy(new FsyncdError(ErrorCode.TIMEOUT, 'the server stopped answering')))
     const conn = new Connection(socket)
     try {
       await clientHandshake(conn, this.#opts.token)
@@ -287,7 +292,11 @@ export class PushClient {
     })
     const answers = uploader.readAnswers()
     answers.catch(() => {}) // observed through Promise.race / drain
-    return { conn, uploader, answers }
+    // Pings for as long as the link lives: a long scan or a quiet watch must not look idle to
+    // the server (it closes connections silent for 120 s).
+    const ping = setInterval(() => { conn.send({ t: 'ping' }).catch(() => {}) }, PING_INTERVAL_MS)
+    ping.unref()
+    return { conn, uploader, answers, ping }
   }
 
   #retire (link: Link): void {
@@ -303,6 +312,7 @@ export class PushClient {
     s.wireBytesOut += link.conn.bytesOut
     s.wireBytesIn += link.conn.bytesIn
     s.failures.push(...link.uploader.failures)
+    clearInterval(link.ping)
     link.conn.destroy()
   }
 
