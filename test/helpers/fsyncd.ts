@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { lstatSync, readdirSync, readFileSync, readlinkSync, mkdtempSync } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -14,8 +14,19 @@ import { fileURLToPath } from 'node:url'
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const BIN = join(REPO, 'packages', 'cli', 'dist', 'bin.js')
 
+const made: string[] = []
+// Every temp folder a test file made goes when its process ends (tap runs one process per file):
+// a full run writes gigabytes that would otherwise pile up in /tmp.
+process.on('exit', () => {
+  for (const dir of made) {
+    try { rmSync(dir, { recursive: true, force: true }) } catch {}
+  }
+})
+
 export function tempDir (prefix = 'fsyncd-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix))
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  made.push(dir)
+  return dir
 }
 
 export interface Proc {
