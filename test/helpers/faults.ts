@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import { clientHandshake, Connection, MAX_FRAME } from '@fsyncd/protocol'
-import { type Proc, run, type PushResult } from './fsyncd.js'
+import { LoopbackProxy, type Proc, run, type PushResult } from './fsyncd.js'
 
 // ---- seeded randomness -----------------------------------------------------------------------
 
@@ -166,28 +166,18 @@ export class CutRecord {
  * `mode: 'reset'`; after an RST the server may drop bytes still unread, so it sees at most
  * `limit`). Server→client bytes flow freely until the cut. `limit = Infinity` never cuts.
  */
-export class CuttingProxy {
-  port = 0
+export class CuttingProxy extends LoopbackProxy {
   limit = Infinity
   mode: 'destroy' | 'reset' = 'destroy'
   /** Keep the client→server bytes of each connection (to locate the cut in the frame stream). */
   record = false
   readonly connections: CutRecord[] = []
-  readonly #server: Server
-  readonly #sockets = new Set<Socket>()
 
-  constructor (readonly targetPort: number) {
-    this.#server = createServer({ noDelay: true }, (client) => this.#accept(client))
-  }
-
-  #accept (client: Socket): void {
+  protected relay (client: Socket, upstream: Socket): void {
     const limit = this.limit
     const mode = this.mode
     const rec = new CutRecord()
     this.connections.push(rec)
-    const upstream = connect({ port: this.targetPort, host: '127.0.0.1', noDelay: true })
-    this.#sockets.add(client)
-    this.#sockets.add(upstream)
     client.pause()
     const cut = (): void => {
       if (mode === 'reset') {
@@ -197,12 +187,6 @@ export class CuttingProxy {
         client.destroy()
         upstream.destroy()
       }
-    }
-    const end = (): void => {
-      client.destroy()
-      upstream.destroy()
-      this.#sockets.delete(client)
-      this.#sockets.delete(upstream)
     }
     upstream.once('connect', () => {
       if (limit <= 0) {
@@ -232,21 +216,6 @@ export class CuttingProxy {
       }
     })
     upstream.pipe(client)
-    client.on('error', end)
-    upstream.on('error', end)
-    client.on('close', end)
-    upstream.on('close', end)
-  }
-
-  async listen (): Promise<number> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
-    this.port = (this.#server.address() as AddressInfo).port
-    return this.port
-  }
-
-  async close (): Promise<void> {
-    for (const s of this.#sockets) s.destroy()
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
 }
 

@@ -127,35 +127,58 @@ export function diffTrees (src: string, dest: string): string[] {
   return out
 }
 
-/** A TCP proxy that counts the bytes it forwards in each direction. */
-export class CountingProxy {
-  up = 0
-  down = 0
+/**
+ * A TCP proxy on 127.0.0.1 to `targetPort`: subclasses decide how bytes go across (`relay`);
+ * this part owns listening, the sockets, and tearing it all down.
+ */
+export abstract class LoopbackProxy {
+  port = 0
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
-  port = 0
 
   constructor (readonly targetPort: number) {
-    this.#server = createServer((client) => {
-      const upstream = connect(targetPort, '127.0.0.1')
+    this.#server = createServer({ noDelay: true }, (client) => {
+      const upstream = connect({ port: targetPort, host: '127.0.0.1', noDelay: true })
       this.#sockets.add(client)
       this.#sockets.add(upstream)
-      client.on('data', (d: Buffer) => { this.up += d.length })
-      upstream.on('data', (d: Buffer) => { this.down += d.length })
-      client.pipe(upstream)
-      upstream.pipe(client)
-      const end = (): void => { client.destroy(); upstream.destroy() }
-      client.on('error', end)
-      upstream.on('error', end)
-      client.on('close', end)
-      upstream.on('close', end)
+      const end = (): void => {
+        client.destroy()
+        upstream.destroy()
+        this.#sockets.delete(client)
+        this.#sockets.delete(upstream)
+      }
+      for (const s of [client, upstream]) {
+        s.on('error', end)
+        s.on('close', end)
+      }
+      this.relay(client, upstream)
     })
   }
+
+  protected abstract relay (client: Socket, upstream: Socket): void
 
   async listen (): Promise<number> {
     await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
     this.port = (this.#server.address() as AddressInfo).port
     return this.port
+  }
+
+  async close (): Promise<void> {
+    for (const s of this.#sockets) s.destroy()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+}
+
+/** A TCP proxy that counts the bytes it forwards in each direction. */
+export class CountingProxy extends LoopbackProxy {
+  up = 0
+  down = 0
+
+  protected relay (client: Socket, upstream: Socket): void {
+    client.on('data', (d: Buffer) => { this.up += d.length })
+    upstream.on('data', (d: Buffer) => { this.down += d.length })
+    client.pipe(upstream)
+    upstream.pipe(client)
   }
 
   reset (): void {
@@ -165,11 +188,6 @@ export class CountingProxy {
 
   get total (): number {
     return this.up + this.down
-  }
-
-  async close (): Promise<void> {
-    for (const s of this.#sockets) s.destroy()
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
 }
 

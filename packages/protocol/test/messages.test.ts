@@ -52,7 +52,13 @@ const samples: { [K in MessageType]: Array<Extract<Message, { t: K }>> } = {
     { t: 'file', id: 5, path: 'f', size: 0, mode: 0o600, mtime: 1, hash: h32(8), have: false },
     { t: 'file', id: 5, path: 'f', size: 2 ** 40, mode: 0o600, mtime: 1, hash: h32(8), have: true },
   ],
+  files: [
+    { t: 'files', z: 0, files: [] },
+    { t: 'files', z: 2, files: [[10, 'a/b', 3, 0o644, 1, h32(10)], [11, 'c', 0, 0o600, -1, h32(11)]] },
+  ],
   data: [{ t: 'data', id: 6, z: 0 }, { t: 'data', id: 6, z: 1 }],
+  getsig: [{ t: 'getsig', id: 12, hash: h32(12), blockSize: 1024 }],
+  sig: [{ t: 'sig', id: 12, found: true }, { t: 'sig', id: 12, found: false }],
   copy: [
     { t: 'copy', id: 7, base: h32(9), ranges: [] },
     { t: 'copy', id: 7, base: h32(9), ranges: [[0, 0], [Number.MAX_SAFE_INTEGER, MAX_COPY_LENGTH]] },
@@ -84,7 +90,7 @@ t.test('every message type round-trips encodeMessage → decodeMessage', async (
     t.same(back, m, `${m.t}: ${JSON.stringify(m).slice(0, 60)}`)
     t.same(Object.keys(back).sort(), Object.keys(m).sort(), `${m.t}: exactly the schema's fields`)
   }
-  t.equal(Object.keys(samples).length, 22, 'all 22 message types have samples')
+  t.equal(Object.keys(samples).length, 25, 'all 25 message types have samples')
 })
 
 t.test('the round trip also holds through the independent msgpack writer', async (t) => {
