@@ -20,12 +20,12 @@ t.test('token auth', async (t) => {
 
   const wrong = await pushOnce(src, server.port, tempDir(), { FSYNCD_TOKEN: 'not-the-right-token-at-all' })
   t.equal(wrong.code, 4, 'wrong token: exit 4')
-  t.match(wrong.stderr, /could not prove|wrong token/, 'says why')
+  t.match(wrong.stderr, /could not prove|token differs/, 'says why')
   t.equal(snapshot(dest).size, 0, 'nothing written')
 
   const none = await pushOnce(src, server.port, tempDir())
   t.equal(none.code, 4, 'no token: exit 4')
-  t.match(none.stderr, /requires a token/)
+  t.match(none.stderr, /requires a token|requires TLS 1.3 keyed by the token/)
 
   const ok = await pushOnce(src, server.port, tempDir(), { FSYNCD_TOKEN: TOKEN })
   t.equal(ok.code, 0, ok.stderr)
@@ -41,7 +41,7 @@ t.test('a client with a token refuses a server without one', async (t) => {
   writeFileSync(join(src, 'a.txt'), 'a')
   const r = await pushOnce(src, server.port, tempDir(), { FSYNCD_TOKEN: TOKEN })
   t.equal(r.code, 4)
-  t.match(r.stderr, /runs without one/)
+  t.match(r.stderr, /runs without one|does not speak TLS \(it runs without a token/)
   t.equal(snapshot(dest).size, 0)
 })
 

@@ -11,7 +11,7 @@ import { ErrorCode } from '@fsyncd/protocol'
 import { demo } from './commands/demo.js'
 import { log } from './commands/log.js'
 import { parseTarget, push } from './commands/push.js'
-import { serve } from './commands/serve.js'
+import { InsecureBindError, serve } from './commands/serve.js'
 import { Exit } from './exit-codes.js'
 import { createLogger } from './logger.js'
 import { readToken } from './token.js'
@@ -31,7 +31,7 @@ function levelOf (argv: { logLevel: string, verbose: boolean, quiet: boolean }):
 class UsageError extends Error {}
 
 function exitCodeOf (err: unknown): number {
-  if (err instanceof UsageError) return Exit.USAGE
+  if (err instanceof UsageError || err instanceof InsecureBindError) return Exit.USAGE
   if (err instanceof EmptySourceError) return Exit.REFUSED
   const code = (err as { code?: unknown }).code
   if (code === ErrorCode.AUTH || code === ErrorCode.VERSION) return Exit.AUTH
@@ -52,15 +52,16 @@ async function main (): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'errors only: no summary, no progress, error logs only' })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout' })
     .option('token-file', { type: 'string', describe: 'file holding the shared token (default: $FSYNCD_TOKEN)' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'plain TCP even with a token (by default a token means TLS 1.3 keyed by it); both sides must agree' })
     .command('serve <dest>', 'receive changes into DEST', (y) => y
       .positional('dest', { type: 'string', demandOption: true, describe: 'destination folder (created if missing)' })
       .option('port', { type: 'number', default: 7000, describe: 'TCP port (0 = any free port)' })
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
-      .example('FSYNCD_TOKEN=$(cat ~/.fsyncd-token) $0 serve /srv/mirror --host 0.0.0.0', 'serve on every interface, token required')
+      .example('FSYNCD_TOKEN=$(cat ~/.fsyncd-token) $0 serve /srv/mirror --host 0.0.0.0', 'serve on every interface: token and TLS 1.3 required')
       .example('$0 serve /tmp/dest --port 0', 'loopback only, any free port'),
     (argv) => {
       const log = createLogger(levelOf(argv))
-      result = serve({ dest: argv.dest, host: argv.host, port: argv.port, token: readToken(argv.tokenFile), json: argv.json }, log)
+      result = serve({ dest: argv.dest, host: argv.host, port: argv.port, token: readToken(argv.tokenFile), insecure: argv.insecure, json: argv.json }, log)
     })
     .command('push <src> <target>', 'reconcile SRC to the server at TARGET (host:port), then watch and push every change', (y) => y
       .positional('src', { type: 'string', demandOption: true, describe: 'source folder' })
@@ -84,6 +85,7 @@ async function main (): Promise<number> {
         src: argv.src,
         ...target,
         token: readToken(argv.tokenFile),
+        insecure: argv.insecure,
         once: argv.once,
         dryRun: argv.dryRun,
         json: argv.json,

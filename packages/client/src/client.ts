@@ -9,10 +9,9 @@
  */
 import { createHash } from 'node:crypto'
 import { lstat, mkdir, open } from 'node:fs/promises'
-import { connect as tcpConnect } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { clientHandshake, Connection, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, STATE_DIR } from '@fsyncd/protocol'
 import { LocalTree, loadManifest, saveManifest } from '@fsyncd/tree'
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
@@ -25,6 +24,8 @@ export interface PushOptions {
   host: string
   port: number
   token?: string | undefined
+  /** Plain TCP even with a token. Off: a token means TLS 1.3 with the token as pre-shared key. */
+  insecure?: boolean
   /** Where the client keeps its caches (stat stamps, its view of the server). */
   stateDir: string
   log: Logger
@@ -251,11 +252,8 @@ export class PushClient {
   // ---- connection ----------------------------------------------------------------------------
 
   async #connect (): Promise<Link> {
-    const socket = tcpConnect({ host: this.#opts.host, port: this.#opts.port, noDelay: true })
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve)
-      socket.once('error', reject)
-    })
+    const { host, port, token } = this.#opts
+    const socket = await dial({ host, port, tlsToken: this.#opts.insecure === true ? undefined : token })
     // Generous: a server fsyncing a big file answers nothing meanwhile, and a slow disk is no
     // reason to start over. TCP keepalive finds a peer that is gone for good.
     socket.setKeepAlive(true, 30_000)

@@ -68,7 +68,9 @@ export class FrameDecoder {
       const len = head.readUInt32BE(0)
       const headerLength = head.readUInt16BE(4)
       let problem: FsyncdError | undefined
-      if (len - 2 > this.maxFrame) {
+      if (looksLikeTls(head)) {
+        problem = new FsyncdError(ErrorCode.AUTH, 'the peer speaks TLS and this side does not: give both sides the token and drop --insecure, or pass --insecure to both')
+      } else if (len - 2 > this.maxFrame) {
         problem = new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `frame of ${len - 2} bytes exceeds the limit of ${this.maxFrame}`)
       } else if (len < 2 + headerLength || headerLength === 0) {
         problem = new FsyncdError(ErrorCode.MALFORMED, `frame length ${len} does not hold its header of ${headerLength} bytes`)
@@ -124,4 +126,12 @@ export class FrameDecoder {
     this.#buffered -= n
     return out
   }
+}
+
+/**
+ * A TLS record (handshake 0x16 or alert 0x15, version 3.x) where a frame should start: its length
+ * prefix would claim over 350 MB, beyond any frame limit, so no real frame is mistaken for it.
+ */
+function looksLikeTls (head: Buffer): boolean {
+  return (head[0] === 0x16 || head[0] === 0x15) && head[1] === 0x03
 }

@@ -1,12 +1,14 @@
 /**
  * `fsyncd serve`: a TCP listener that runs one Session per connection against one Store.
- * Binds 127.0.0.1 unless told otherwise; without a token it accepts loopback peers only.
+ * Binds 127.0.0.1 unless told otherwise; without a token it accepts loopback peers only; with a
+ * token every connection is TLS 1.3 keyed by it (unless `insecure`).
  * Lifecycle (after undici's dispatcher): `listen()` once, `close()` stops accepting and lets
  * sessions finish, `destroy()` cuts them.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import { Connection, ErrorCode } from '@fsyncd/protocol'
+import { acceptTls, Connection, ErrorCode, TLS_HANDSHAKE_RECORD, tlsError } from '@fsyncd/protocol'
 import { History } from './history.js'
 import { Session } from './session.js'
 import { Store } from './store.js'
@@ -17,6 +19,8 @@ export interface SyncServerOptions {
   port?: number
   /** Shared secret; undefined = no auth, loopback clients only. */
   token?: string | undefined
+  /** Plain TCP even with a token. Off: a token means TLS 1.3 with the token as pre-shared key. */
+  insecure?: boolean
   log: Logger
   maxConnections?: number
   authTimeoutMs?: number
@@ -36,7 +40,8 @@ export class SyncServer {
   readonly #opts: SyncServerOptions
   readonly #log: Logger
   readonly #sockets = new Set<Socket>()
-  readonly #preAuth = new Map<Socket, Connection>()
+  /** Unauthenticated connections, oldest first, each with how to drop it. */
+  readonly #preAuth = new Map<Socket, () => void>()
   readonly #authenticated = new Set<Socket>()
   readonly #sessions = new Set<Promise<void>>()
   #server: Server | undefined
@@ -74,34 +79,76 @@ export class SyncServer {
   }
 
   #accept (socket: Socket): void {
-    const store = this.#store as Store
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
     const log = this.#log.child({ peer })
-    const conn = new Connection(socket)
-    if (this.#opts.token === undefined && !isLoopback(socket.remoteAddress)) {
+    const token = this.#opts.token
+    if (token === undefined && !isLoopback(socket.remoteAddress)) {
       log.warn('non-loopback client refused: the server runs without a token')
-      void conn.fail(ErrorCode.AUTH, 'this server has no token and accepts loopback clients only')
+      void new Connection(socket).fail(ErrorCode.AUTH, 'this server has no token and accepts loopback clients only')
       return
     }
     // Strangers that have not authenticated yet live in a bounded pool of their own: when it is
     // full the oldest is dropped, so silent sockets can delay a handshake, never lock clients out.
     if (this.#preAuth.size >= MAX_PRE_AUTH) {
-      const [oldest, oldestConn] = this.#preAuth.entries().next().value as [Socket, Connection]
+      const [oldest, evict] = this.#preAuth.entries().next().value as [Socket, () => void]
       this.#preAuth.delete(oldest)
-      void oldestConn.fail(ErrorCode.TIMEOUT, 'too many connections waiting to authenticate')
+      evict()
     }
-    this.#preAuth.set(socket, conn)
+    this.#preAuth.set(socket, () => socket.destroy())
     this.#sockets.add(socket)
-    socket.setTimeout(this.#opts.idleTimeoutMs ?? 120_000, () => {
-      log.info('idle timeout')
-      void conn.fail(ErrorCode.TIMEOUT, 'idle for too long')
-    })
     socket.on('close', () => {
       this.#sockets.delete(socket)
       this.#preAuth.delete(socket)
       this.#authenticated.delete(socket)
     })
-    const session = new Session(conn, store, log, this.#opts.token, { history: this.#history, peer })
+    const authTimeoutMs = this.#opts.authTimeoutMs ?? 10_000
+    if (token === undefined || this.#opts.insecure === true) {
+      this.#startSession(socket, socket, log, authTimeoutMs)
+      return
+    }
+    // TLS first, within the same pre-auth deadline: a peer that cannot complete it (another key,
+    // silence) never reaches a Session. A plain client is told why in a plain frame: our frames
+    // start with a zero byte before auth, a TLS ClientHello with 0x16.
+    const started = Date.now()
+    const deadline = setTimeout(() => {
+      log.info('TLS handshake timed out')
+      socket.destroy()
+    }, authTimeoutMs)
+    socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))
+    socket.once('data', (first: Buffer) => {
+      socket.pause()
+      socket.unshift(first)
+      if (first[0] !== TLS_HANDSHAKE_RECORD) {
+        clearTimeout(deadline)
+        log.info('plain client refused: this server requires TLS')
+        void new Connection(socket).fail(ErrorCode.AUTH, 'this server requires TLS 1.3 keyed by the token: give the client the token (and no --insecure)')
+        return
+      }
+      const tls = acceptTls(socket, token)
+      const onError = (err: Error): void => {
+        clearTimeout(deadline)
+        log.info({ err: tlsError(err).message }, 'TLS handshake failed')
+        socket.destroy()
+      }
+      tls.once('error', onError)
+      tls.once('secure', () => {
+        clearTimeout(deadline)
+        tls.off('error', onError)
+        this.#startSession(socket, tls, log, Math.max(1, authTimeoutMs - (Date.now() - started)))
+      })
+    })
+  }
+
+  /** Runs the protocol over `stream` (the socket itself, or TLS over it). */
+  #startSession (socket: Socket, stream: Duplex, log: Logger, authTimeoutMs: number): void {
+    const conn = new Connection(stream)
+    this.#preAuth.set(socket, () => { void conn.fail(ErrorCode.TIMEOUT, 'too many connections waiting to authenticate') })
+    socket.setTimeout(this.#opts.idleTimeoutMs ?? 120_000, () => {
+      log.info('idle timeout')
+      void conn.fail(ErrorCode.TIMEOUT, 'idle for too long')
+    })
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+    const session = new Session(conn, this.#store as Store, log, this.#opts.token, { history: this.#history, peer })
     const onAuthenticated = (): boolean => {
       this.#preAuth.delete(socket)
       if (this.#authenticated.size >= (this.#opts.maxConnections ?? 32)) {
@@ -111,7 +158,7 @@ export class SyncServer {
       this.#authenticated.add(socket)
       return true
     }
-    const done = session.run({ authTimeoutMs: this.#opts.authTimeoutMs ?? 10_000, onAuthenticated }).finally(() => {
+    const done = session.run({ authTimeoutMs, onAuthenticated }).finally(() => {
       this.#sessions.delete(done)
       log.info(session.stats, 'session ended')
     })

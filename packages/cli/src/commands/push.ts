@@ -11,6 +11,7 @@ export interface PushArgs {
   host: string
   port: number
   token: string | undefined
+  insecure: boolean
   once: boolean
   json: boolean
   stateDir: string | undefined
@@ -43,6 +44,7 @@ export async function push (args: PushArgs, log: Logger): Promise<number> {
     host: args.host,
     port: args.port,
     token: args.token,
+    insecure: args.insecure,
     stateDir: args.stateDir ?? defaultStateDir(),
     rescanIntervalMs: args.rescanIntervalMs,
     excludes: args.excludes,
