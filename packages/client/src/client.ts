@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import { lstat, mkdir, open } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
 import { LocalTree, loadManifest, saveManifest } from '@fsyncd/tree'
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
@@ -259,10 +259,12 @@ export class PushClient {
     socket.setKeepAlive(true, 30_000)
     socket.setTimeout(SERVER_SILENCE_MS, () => socket.destroy(new FsyncdError(ErrorCode.TIMEOUT, 'the server stopped answering')))
     const conn = new Connection(socket)
+    let partials: PartialUpload[] | undefined
     try {
       await clientHandshake(conn, this.#opts.token)
       conn.maxFrame = MAX_FRAME
       const ready = await conn.expect('ready')
+      partials = ready.partials
       if (!this.#remote.digest().equals(ready.digest)) {
         this.#log.info({ entries: ready.entries }, 'fetching the server listing (cached view is cold or stale)')
         this.#summary.listed = true
@@ -285,6 +287,7 @@ export class PushClient {
       root: this.#opts.src,
       remote: this.#remote,
       ...(this.#blocks !== undefined ? { blocks: this.#blocks } : {}),
+      ...(partials !== undefined ? { partials } : {}),
       onDirty: (p) => this.#markDirty([p]),
       onFailure: (f) => this.#log.error(f, 'the server refused a change'),
     })

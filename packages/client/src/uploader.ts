@@ -2,12 +2,12 @@
  * Sends planned operations down one connection, pipelined: many operations and files in flight,
  * bounded by `maxInflightOps` and `maxInflightBytes`, each retired by the server's ack (durable)
  * or nack. A `file` whose content the server turns out not to have (nack MISSING) is sent again
- * with its data. File content goes through `sendContent`: the one place the delta engine plugs in.
+ * with its data. File content goes through `#sendStreamed`: the one place the delta engine plugs in.
  */
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
-import { type Connection, ErrorCode, FsyncdError, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation } from '@fsyncd/protocol'
+import { type Connection, ErrorCode, FsyncdError, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation, type PartialUpload } from '@fsyncd/protocol'
 import { readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
@@ -45,10 +45,13 @@ export interface UploadStats {
 
 export interface Failure { path: string, code: ErrorCode, message: string }
 
-interface Pending { op: PlannedOp, bytes: number }
+interface Pending { op: PlannedOp, bytes: number, resumed?: boolean, nacked?: boolean }
 
-/** A `file` upload, and whether it may use the delta path (not after the server refused a delta). */
-type FileOp = Extract<PlannedOp, { t: 'file' }> & { noDelta?: boolean }
+/**
+ * A `file` upload, and whether it may use the delta path (not after the server refused a delta)
+ * or resume a partial upload (not after the server refused to).
+ */
+type FileOp = Extract<PlannedOp, { t: 'file' }> & { noDelta?: boolean, noResume?: boolean }
 
 export interface UploaderOptions {
   root: string
@@ -62,6 +65,8 @@ export interface UploaderOptions {
   onFailure?: (f: Failure) => void
   /** The client's cache of the server's blocks; without it every upload is literal. */
   blocks?: ServerBlocks
+  /** Uploads cut short that the server kept (`ready.partials`): the bytes it holds of each content. */
+  partials?: PartialUpload[]
 }
 
 export class Uploader {
@@ -79,10 +84,13 @@ export class Uploader {
   #inflightBytes = 0
   #waiters: Array<() => void> = []
   #readError: Error | undefined
+  /** `ready.partials` by `<hash hex>-<size>`: each resumable once. */
+  readonly #partials = new Map<string, number>()
 
   constructor (conn: Connection, opts: UploaderOptions) {
     this.#conn = conn
     this.#opts = opts
+    for (const [hash, size, have] of opts.partials ?? []) this.#partials.set(`${hash.toString('hex')}-${size}`, have)
   }
 
   get inflight (): number {
@@ -102,9 +110,10 @@ export class Uploader {
         } else if (msg.t === 'nack') {
           const p = this.#pending.get(msg.id)
           if (p !== undefined) {
+            p.nacked = true // a file still streaming stops (see #sendStreamed)
             // Not awaited: a resend may wait for room in the window, which only acks read here make.
             this.#retrying++
-            this.#onNack(p.op, msg.code, msg.message).catch((err: unknown) => {
+            this.#onNack(p, msg.code, msg.message).catch((err: unknown) => {
               this.#readError ??= err as Error
               this.#conn.destroy(err as Error)
             }).finally(() => {
@@ -233,9 +242,12 @@ export class Uploader {
     }
     const sent = e.size <= INLINE_MAX
       ? await this.#sendInline(id, op.path, e)
-      : await this.#sendStreamed(id, op.path, e, (op as FileOp).noDelta !== true)
-    pending.bytes = sent
-    this.#inflightBytes += sent
+      : await this.#sendStreamed(id, pending, op)
+    // Counted in the window unless already answered (a nack can arrive mid-stream).
+    if (sent > 0 && this.#pending.get(id) === pending) {
+      pending.bytes = sent
+      this.#inflightBytes += sent
+    }
     if (sent < 0) {
       this.#retire(id)
       this.#changedUnderUs(op.path)
@@ -262,44 +274,39 @@ export class Uploader {
     return payload.length
   }
 
-  async #sendStreamed (id: number, path: string, entry: FileEntry, delta: boolean): Promise<number> {
-    await this.#conn.send({ t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false })
-    return await this.sendContent(id, path, entry, delta)
-  }
-
   /**
-   * Streams the content of `path` and closes it with `end`, or `abort` when the file is not the
-   * version planned (changed since the scan, or while being read). With a block cache of the
-   * server's content, the content goes through the delta engine: ranges the server already
-   * holds (in any file, at any offset) become `copy` messages, the rest compressed `data`.
-   * Returns the bytes of literal payload sent, or -1 when aborted.
+   * Streams a file: announces it (`file`), sends its content and closes it with `end`, or with
+   * `abort` when the file is not the version planned (changed since the scan, or while being
+   * read). With a block cache of the server's content, the content goes through the delta
+   * engine: ranges the server already holds (in any file, at any offset) become `copy`
+   * messages, the rest compressed `data`. When the server kept a partial upload of this content,
+   * the bytes it holds are read and hashed here, not sent: the `file` says where to go on from.
+   * Returns the bytes of literal payload sent, or -1 when the file was not the version planned.
    */
-  async sendContent (id: number, path: string, entry: FileEntry, delta = true): Promise<number> {
+  async #sendStreamed (id: number, admitted: Pending, op: FileOp): Promise<number> {
+    const { path, entry } = op
     const fh = await open(`${this.#opts.root}/${path}`, 'r').catch(() => undefined)
-    if (fh === undefined) {
-      await this.#conn.send({ t: 'abort', id })
-      return -1
-    }
+    if (fh === undefined) return -1
     const blocks = this.#opts.blocks
     const pending = blocks?.begin(entry.hash)
-    const deltifier = delta && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
+    const deltifier = op.noDelta !== true && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
     const literals = new LiteralEncoder()
     let sent = 0
     const emit = async (ops: DeltaOp[]): Promise<void> => {
       for (let i = 0; i < ops.length; i++) {
-        const op = ops[i] as DeltaOp
-        if (op.type === 'literal') {
-          const { z, payload } = await literals.encode(op.data)
+        const d = ops[i] as DeltaOp
+        if (d.type === 'literal') {
+          const { z, payload } = await literals.encode(d.data)
           await this.#conn.send({ t: 'data', id, z }, payload)
           sent += payload.length
           continue
         }
         // Consecutive copies from the same base travel as one message.
-        const base = blocks?.hashOf(op.fileRef) as Buffer
-        const ranges: Array<[number, number]> = [[op.offset, op.length]]
+        const base = blocks?.hashOf(d.fileRef) as Buffer
+        const ranges: Array<[number, number]> = [[d.offset, d.length]]
         while (i + 1 < ops.length && ranges.length < MAX_RANGES_PER_COPY) {
           const next = ops[i + 1] as DeltaOp
-          if (next.type !== 'copy' || next.fileRef !== op.fileRef) break
+          if (next.type !== 'copy' || next.fileRef !== d.fileRef) break
           ranges.push([next.offset, next.length])
           i++
         }
@@ -310,10 +317,31 @@ export class Uploader {
     try {
       const before = await fh.stat()
       const h = createHash('sha256')
+      const resumeAt = op.noResume === true ? 0 : this.#takePartial(entry)
+      for (let at = 0; at < resumeAt;) {
+        const chunk = Buffer.allocUnsafe(Math.min(CHUNK, resumeAt - at))
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null)
+        if (bytesRead === 0) return -1 // shorter than planned; nothing announced yet
+        const data = chunk.subarray(0, bytesRead)
+        h.update(data)
+        pending?.push(data)
+        at += bytesRead
+      }
+      admitted.resumed = resumeAt > 0
+      await this.#conn.send({
+        t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false,
+        ...(resumeAt > 0 ? { resume: resumeAt, prefix: h.copy().digest() } : {}),
+      })
       for (;;) {
         const chunk = Buffer.allocUnsafe(CHUNK)
         const { bytesRead } = await fh.read(chunk, 0, CHUNK, null)
         if (bytesRead === 0) break
+        if (admitted.nacked === true) {
+          // Refused already (a base or the partial is gone): the rest would be dropped; the
+          // nack's handler sends the file again.
+          await this.#conn.send({ t: 'abort', id })
+          return sent
+        }
         const data = chunk.subarray(0, bytesRead)
         h.update(data)
         pending?.push(data)
@@ -335,7 +363,24 @@ export class Uploader {
     }
   }
 
-  async #onNack (op: PlannedOp, code: ErrorCode, message: string): Promise<void> {
+  /** The bytes the server holds of this content from an upload cut short (once), or 0. */
+  #takePartial (entry: FileEntry): number {
+    const key = `${entry.hash.toString('hex')}-${entry.size}`
+    const have = this.#partials.get(key) ?? 0
+    this.#partials.delete(key)
+    return have < entry.size ? have : 0
+  }
+
+  async #onNack (pending: Pending, code: ErrorCode, message: string): Promise<void> {
+    const op = pending.op
+    if (op.t === 'file' && pending.resumed === true && code === 'MISSING') {
+      // The partial upload is gone, or differs from our file: send it all (delta still allowed).
+      this.stats.filesSent--
+      this.stats.dataBytes -= op.entry.size
+      const retry: FileOp = { ...op, noResume: true }
+      await this.#send(retry)
+      return
+    }
     if (op.t === 'file' && op.have && code === 'MISSING') {
       // Our model said the server had this content; it does not (any more). Send the data.
       this.stats.filesDeduplicated--

@@ -34,8 +34,15 @@ export type WireEntry = [string, number, number, number, number, Buffer | string
 export interface Hello { t: 'hello', version: number, nonce: Buffer }
 export interface Challenge { t: 'challenge', version: number, nonce: Buffer, auth: 'hmac' | 'none', proof: Buffer | null }
 export interface Auth { t: 'auth', proof: Buffer | null }
-/** Sent once the client is authenticated: the digest of the server's manifest, so a client whose cached view matches needs no listing. */
-export interface Ready { t: 'ready', digest: Buffer, entries: number }
+/**
+ * Sent once the client is authenticated: the digest of the server's manifest, so a client whose
+ * cached view matches needs no listing; and the uploads cut short that the server kept, each
+ * [content SHA-256, size, bytes held], which an upload of that content may resume (`file.resume`).
+ */
+export interface Ready { t: 'ready', digest: Buffer, entries: number, partials?: PartialUpload[] }
+export type PartialUpload = [Buffer, number, number]
+/** At most this many partial uploads are listed in `ready`. */
+export const MAX_PARTIALS = 64
 
 // ---- listing --------------------------------------------------------------------------------
 export interface List { t: 'list' }
@@ -51,9 +58,14 @@ export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mti
  * A file with content `hash`. With `have: true` the server builds it from content it already
  * holds (nack MISSING if it does not). With `inline` set, the frame's payload is the whole
  * content (compressed as `inline` says, like `data.z`) and nothing follows: one frame per small
- * file. Otherwise `data`/`copy` messages follow, closed by `end`.
+ * file. Otherwise `data`/`copy` messages follow, closed by `end`. With `resume` the server starts
+ * from the partial upload of this content it listed in `ready`, cut to `resume` bytes, after
+ * checking that they hash to `prefix` (SHA-256); what follows is the content from `resume` on.
  */
-export interface PutFile { t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, inline?: Compression }
+export interface PutFile {
+  t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, inline?: Compression
+  resume?: number, prefix?: Buffer
+}
 /**
  * Many small files in one frame: their contents back to back in the payload, compressed
  * together as `z` says (`data.z` values), so they share one compression context. Each entry is
@@ -170,6 +182,22 @@ function wireEntry (v: unknown): WireEntry {
   return [p, kind, mode, mtime, size, x]
 }
 
+function partial (v: unknown): PartialUpload {
+  if (!Array.isArray(v) || v.length !== 3) fail('ready.partials: an entry must be [hash, size, have]')
+  const o: Obj = { t: 'ready', hash: v[0], size: v[1], have: v[2] }
+  const size = uint(o, 'size')
+  return [bytes(o, 'hash', HASH_BYTES), size, uint(o, 'have', size)]
+}
+
+/** `resume` and `prefix` come together, on a streamed upload only, inside the file. */
+function resumeOf (o: Obj): { resume?: number, prefix?: Buffer } {
+  if (o.resume === undefined && o.prefix === undefined) return {}
+  if (o.have === true || o.inline !== undefined) fail('file.resume is for a streamed upload only')
+  const resume = uint(o, 'resume', uint(o, 'size'))
+  if (resume === 0) fail('file.resume must be at least 1')
+  return { resume, prefix: bytes(o, 'prefix', HASH_BYTES) }
+}
+
 function errorCode (o: Obj): ErrorCode {
   if (!isErrorCode(o.code)) fail(`${String(o.t)}.code is not a known error code`)
   return o.code
@@ -183,7 +211,12 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     return { t: 'challenge', version: uint(o, 'version', 0xffff), nonce: bytes(o, 'nonce', NONCE_BYTES), auth, proof: bytesOrNull(o, 'proof', HASH_BYTES) }
   },
   auth: (o) => ({ t: 'auth', proof: bytesOrNull(o, 'proof', HASH_BYTES) }),
-  ready: (o) => ({ t: 'ready', digest: bytes(o, 'digest', HASH_BYTES), entries: uint(o, 'entries') }),
+  ready: (o) => ({
+    t: 'ready',
+    digest: bytes(o, 'digest', HASH_BYTES),
+    entries: uint(o, 'entries'),
+    ...(o.partials === undefined ? {} : { partials: list(o, 'partials', MAX_PARTIALS).map(partial) }),
+  }),
   list: () => ({ t: 'list' }),
   entries: (o) => ({ t: 'entries', entries: list(o, 'entries', MAX_ENTRIES_PER_MESSAGE).map(wireEntry), done: bool(o, 'done') }),
   mkdir: (o) => ({ t: 'mkdir', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: int(o, 'mtime') }),
@@ -201,6 +234,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     hash: bytes(o, 'hash', HASH_BYTES),
     have: o.have === undefined ? false : bool(o, 'have'),
     ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', 2) as Compression }),
+    ...resumeOf(o),
   }),
   files: (o) => {
     const files = list(o, 'files', MAX_FILES_PER_BATCH).map((v): SmallFile => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import {
   decodeMessage, encodeMessage, ErrorCode, FsyncdError, fromWireEntry, HASH_BYTES,
-  MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_IDS_PER_ACK, MAX_PATH_BYTES, MAX_RANGES_PER_COPY, type Message,
+  MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_IDS_PER_ACK, MAX_PARTIALS, MAX_PATH_BYTES, MAX_RANGES_PER_COPY, type Message,
   type MessageType, NONCE_BYTES, pathProblem, toWireEntry, validateMessage, type WireEntry,
 } from '../src/index.js'
 import { Int64, pack, Pairs, Raw } from './helpers/msgpack.js'
@@ -27,7 +27,12 @@ const samples: { [K in MessageType]: Array<Extract<Message, { t: K }>> } = {
     { t: 'challenge', version: 0, nonce: h32(2), auth: 'none', proof: null },
   ],
   auth: [{ t: 'auth', proof: h32(4) }, { t: 'auth', proof: null }],
-  ready: [{ t: 'ready', digest: h32(5), entries: 0 }, { t: 'ready', digest: h32(5), entries: Number.MAX_SAFE_INTEGER }],
+  ready: [
+    { t: 'ready', digest: h32(5), entries: 0 },
+    { t: 'ready', digest: h32(5), entries: Number.MAX_SAFE_INTEGER },
+    { t: 'ready', digest: h32(5), entries: 1, partials: [[h32(6), 2 ** 40, 2 ** 39], [h32(7), 5, 0]] },
+    { t: 'ready', digest: h32(5), entries: 1, partials: Array.from({ length: MAX_PARTIALS }, (_, i): [Buffer, number, number] => [h32(i), 10, i % 10]) },
+  ],
   list: [{ t: 'list' }],
   entries: [
     { t: 'entries', entries: [], done: true },
@@ -51,6 +56,8 @@ const samples: { [K in MessageType]: Array<Extract<Message, { t: K }>> } = {
   file: [
     { t: 'file', id: 5, path: 'f', size: 0, mode: 0o600, mtime: 1, hash: h32(8), have: false },
     { t: 'file', id: 5, path: 'f', size: 2 ** 40, mode: 0o600, mtime: 1, hash: h32(8), have: true },
+    { t: 'file', id: 5, path: 'f', size: 2 ** 40, mode: 0o600, mtime: 1, hash: h32(8), have: false, resume: 2 ** 40, prefix: h32(9) },
+    { t: 'file', id: 5, path: 'f', size: 10, mode: 0o600, mtime: 1, hash: h32(8), have: false, resume: 1, prefix: h32(9) },
   ],
   files: [
     { t: 'files', z: 0, files: [] },
@@ -189,6 +196,20 @@ const malformed: Array<[string, unknown, string]> = [
   ['ready digest 31 bytes', withField(base.ready, 'digest', Buffer.alloc(31)), M], ['ready entries -1', withField(base.ready, 'entries', -1), M],
   ['ready entries 2^53+1', withField(base.ready, 'entries', U53_PLUS), M], ['ready entries 2^60 as float', withField(base.ready, 'entries', 2 ** 60), M],
   ['ready without entries', without(base.ready, 'entries'), M],
+  ['ready partials a map', withField(base.ready, 'partials', { 0: [h32(1), 1, 1] }), M],
+  ['ready partials one too many', withField(base.ready, 'partials', Array.from({ length: MAX_PARTIALS + 1 }, () => [h32(1), 1, 1])), M],
+  ['ready partial of 2', withField(base.ready, 'partials', [[h32(1), 1]]), M],
+  ['ready partial hash 31 bytes', withField(base.ready, 'partials', [[Buffer.alloc(31), 1, 1]]), M],
+  ['ready partial have past its size', withField(base.ready, 'partials', [[h32(1), 5, 6]]), M],
+  ['ready partial size -1', withField(base.ready, 'partials', [[h32(1), -1, 0]]), M],
+  ['file resume without prefix', { ...base.file, resume: 1 }, M],
+  ['file prefix without resume', { ...base.file, prefix: h32(1) }, M],
+  ['file resume 0', { ...base.file, resume: 0, prefix: h32(1) }, M],
+  ['file resume past its size', { ...base.file, resume: 2, prefix: h32(1) }, M],
+  ['file resume with have', { ...base.file, have: true, resume: 1, prefix: h32(1) }, M],
+  ['file resume with inline', { ...base.file, inline: 0, resume: 1, prefix: h32(1) }, M],
+  ['file prefix 31 bytes', { ...base.file, resume: 1, prefix: Buffer.alloc(31) }, M],
+  ['file resume "1"', { ...base.file, resume: '1', prefix: h32(1) }, M],
   // entries
   ['entries not an array', withField(base.entries, 'entries', 'a'), M], ['entries a map', withField(base.entries, 'entries', { 0: ['a'] }), M],
   ['entries one too many', withField(base.entries, 'entries', Array.from({ length: MAX_ENTRIES_PER_MESSAGE + 1 }, (_, i) => [`d${i}`, 1, 0, 0, 0, null])), M],

@@ -8,7 +8,7 @@
  * files is made of little else. Only fsync, which waits on the disk, stays asynchronous.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fchmodSync, fstatSync, fsync, futimesSync, open, openSync, readSync, type Stats, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fchmodSync, fstatSync, fsync, ftruncateSync, futimesSync, open, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
 
@@ -50,11 +50,36 @@ export class IncomingFile {
     if (this.size + length > this.#maxSize) throw new FsyncdError(ErrorCode.HASH_MISMATCH, `more than the ${this.#maxSize} bytes announced`)
   }
 
+  /**
+   * Continues a partial upload (see Partials): moves it to `tmpPath`, cuts it to `resume` bytes
+   * and checks they hash to `prefix`, or throws MISSING (the client then sends it all).
+   */
+  static async resume (partialPath: string, tmpPath: string, resume: number, prefix: Buffer, resolve: ContentResolver, maxSize: number): Promise<IncomingFile> {
+    renameSync(partialPath, tmpPath)
+    const file = new IncomingFile(tmpPath, await openAsync(tmpPath, 'r+'), resolve, maxSize)
+    try {
+      if (fstatSync(file.#fd).size < resume) throw new FsyncdError(ErrorCode.MISSING, `the partial upload holds fewer than ${resume} bytes`)
+      ftruncateSync(file.#fd, resume)
+      const buf = Buffer.allocUnsafe(COPY_CHUNK)
+      while (file.size < resume) {
+        const got = readSync(file.#fd, buf, 0, Math.min(buf.length, resume - file.size), file.size)
+        if (got === 0) throw new FsyncdError(ErrorCode.MISSING, 'the partial upload shrank')
+        file.#hash.update(buf.subarray(0, got))
+        file.size += got
+      }
+      if (!file.digest().equals(prefix)) throw new FsyncdError(ErrorCode.MISSING, 'the partial upload differs from the client\'s file')
+      return file
+    } catch (err) {
+      file.discard()
+      throw err
+    }
+  }
+
   write (data: Uint8Array): void {
     this.#reserve(data.length)
     this.#hash.update(data)
     let off = 0
-    while (off < data.length) off += writeSync(this.#fd, data, off, data.length - off)
+    while (off < data.length) off += writeSync(this.#fd, data, off, data.length - off, this.size + off)
     this.size += data.length
   }
 
@@ -88,6 +113,16 @@ export class IncomingFile {
     futimesSync(this.#fd, new Date(mtime), new Date(mtime))
     await fsyncAsync(this.#fd)
     return fstatSync(this.#fd)
+  }
+
+  /** Makes what arrived durable and moves it to `path` (an upload cut short, kept to resume). */
+  async keepAs (path: string): Promise<void> {
+    try {
+      await fsyncAsync(this.#fd)
+    } finally {
+      this.close()
+    }
+    renameSync(this.tmpPath, path)
   }
 
   discard (): void {

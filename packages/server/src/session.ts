@@ -96,7 +96,8 @@ export class Session {
       // Files another session committed are installed first: the digest must describe the disk.
       await this.#store.flush()
       const manifest = this.#store.manifest
-      await conn.send({ t: 'ready', digest: manifest.digest(), entries: manifest.size })
+      const partials = this.#store.partials.list()
+      await conn.send({ t: 'ready', digest: manifest.digest(), entries: manifest.size, ...(partials.length > 0 ? { partials } : {}) })
       await this.#loop()
     } catch (err) {
       const e = err instanceof FsyncdError ? err : new FsyncdError(ErrorCode.IO, (err as Error).message, { cause: err })
@@ -104,7 +105,14 @@ export class Session {
       else this.#log.warn({ code: e.code, err: e.message }, 'session ended with an error')
       await conn.fail(e.code, e.message)
     } finally {
-      for (const u of this.#uploads.values()) u.file?.discard()
+      // Uploads cut short keep what arrived (if worth it), for the next upload of that content.
+      for (const u of this.#uploads.values()) {
+        if (u.file === undefined || u.failed) continue
+        await this.#store.partials.keep(u.file, u.op.hash, u.op.size).catch((err: unknown) => {
+          u.file?.discard()
+          this.#log.warn({ path: u.op.path, err: (err as Error).message }, 'could not keep a partial upload')
+        })
+      }
       this.#uploads.clear()
       // Files this session committed (complete and verified) still go in, unanswered: the
       // client will see them in the server's listing next time.
@@ -229,7 +237,8 @@ export class Session {
     const upload: Upload = { op, file: undefined, failed: false }
     this.#uploads.set(op.id, upload)
     try {
-      upload.file = await this.#store.beginFile(op.path, op.size)
+      upload.file = await this.#store.beginFile(op.path, op)
+      if (op.resume !== undefined) this.#log.info({ path: op.path, from: op.resume, size: op.size }, 'resuming a partial upload')
     } catch (err) {
       upload.failed = true
       await this.#nack(op.id, err)

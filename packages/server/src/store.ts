@@ -18,6 +18,7 @@ import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
 let hasher: Promise<StrongHasher> | undefined
 import { IncomingFile } from './incoming-file.js'
+import { partialName, Partials } from './partials.js'
 
 export interface FileMeta { hash: Buffer, size: number, mode: number, mtime: number }
 
@@ -32,6 +33,7 @@ export class Store {
   readonly tree: LocalTree
   readonly #tmpDir: string
   readonly #indexFile: string
+  #partials: Partials | undefined
   /** Folders (wire paths, '' = root) whose entries changed since the last flush. */
   readonly #dirty = new Set<string>()
   /** Folders known to be real folders (not links) since the last structural change. */
@@ -55,6 +57,8 @@ export class Store {
   static async open (root: string, opts: StoreOptions = {}): Promise<Store> {
     const store = new Store(root, opts)
     await mkdir(root, { recursive: true })
+    await mkdir(store.#tmpDir, { recursive: true })
+    store.#partials = new Partials(join(root, STATE_DIR, 'partial'), store.#tmpDir)
     await rm(store.#tmpDir, { recursive: true, force: true })
     await mkdir(store.#tmpDir, { recursive: true })
     await store.tree.load(store.#indexFile)
@@ -144,13 +148,27 @@ export class Store {
     this.#dirty.add(parentOf(path))
   }
 
-  /** Starts receiving a file; the caller writes data into it, then `commitFile`. */
-  async beginFile (path: string, size: number): Promise<IncomingFile> {
+  /**
+   * Starts receiving a file, from its first byte or (`resume`) from the partial upload of its
+   * content; the caller writes data into it, then `commitFile` (or `keepPartial` if cut short).
+   */
+  async beginFile (path: string, op: { hash: Buffer, size: number, resume?: number, prefix?: Buffer }): Promise<IncomingFile> {
     await this.#checkParents(path)
-    return await IncomingFile.create(this.tempPath(), async (hash) => {
+    const resolve = async (hash: Buffer): Promise<string | undefined> => {
       const p = await this.#pathOfContent(hash)
       return p === undefined ? undefined : this.abs(p)
-    }, size)
+    }
+    // Named after the content it becomes, so a crash leaves a partial upload Partials can file.
+    const tmp = join(this.#tmpDir, `${partialName(op.hash, op.size)}.${randomBytes(8).toString('hex')}`)
+    if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, resolve, op.size)
+    const partial = this.partials.take(op.hash, op.size)
+    if (partial === undefined) throw new FsyncdError(ErrorCode.MISSING, 'no partial upload of this content to resume')
+    return await IncomingFile.resume(partial, tmp, op.resume, op.prefix, resolve, op.size)
+  }
+
+  /** Uploads cut short, kept to resume. */
+  get partials (): Partials {
+    return this.#partials as Partials
   }
 
   /** Builds `path` from content the server already holds (by SHA-256): no data crosses the wire. */
@@ -304,6 +322,7 @@ export class Store {
     const entry: Entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash }
     // rename changes ctime: stamp what is at the final name now.
     this.tree.record(path, entry, lstatSync(this.abs(path)))
+    this.partials.drop(hash, st.size)
   }
 
   /** Renames `tmp` over `path`, clearing a folder that stood there. */
