@@ -26,7 +26,11 @@ t.test('watch mode pushes every change', async (t) => {
   const converged = async (label: string): Promise<void> => {
     let last: string[] = []
     try {
-      await waitFor(() => (last = diffTrees(src, dest)).length === 0 || undefined, 10_000, () => label)
+      // Generous: under the whole suite's disk load a folder fsync can take seconds. A tree
+      // changing while it is read (the server renaming into it) is read again.
+      await waitFor(() => {
+        try { return (last = diffTrees(src, dest)).length === 0 || undefined } catch { return undefined }
+      }, 30_000, () => label)
       t.pass(label)
     } catch {
       t.fail(`${label}: ${last.join('; ')}\nclient: ${client.stderr().slice(-2000)}\nserver: ${server.stderr().slice(-2000)}`)

@@ -16,10 +16,6 @@ import { Exit } from './exit-codes.js'
 import { createLogger } from './logger.js'
 import { readToken } from './token.js'
 
-// More threads for the fsyncs the server runs side by side (libuv's default is 4). Read when the
-// pool first starts, which no import above has caused yet.
-process.env.UV_THREADPOOL_SIZE ??= '16'
-
 const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
 
 /** -q and -v win over --log-level. */

@@ -8,7 +8,7 @@
  * collecting dirty paths; every reconnect reconciles the whole tree, so nothing is lost.
  */
 import { createHash } from 'node:crypto'
-import { lstat, mkdir, open } from 'node:fs/promises'
+import { lstat, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
@@ -17,7 +17,7 @@ import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
 import { type Failure, Uploader, type UploadStats } from './uploader.js'
-import { TreeWatcher } from './watcher.js'
+import type { TreeWatcher } from './watcher.js'
 
 export interface PushOptions {
   src: string
@@ -175,6 +175,8 @@ export class PushClient {
     await this.#loadState()
     let rescanMs = this.#opts.rescanIntervalMs ?? 3_600_000
     try {
+      // Loaded here: --once never pays for the native watcher module.
+      const { TreeWatcher } = await import('./watcher.js')
       this.#watcher = await TreeWatcher.start(this.#opts.src, [join(this.#opts.src, STATE_DIR)], (paths) => this.#markDirty(paths), (err) => {
         this.#log.warn({ err: err.message }, 'watcher error: rescanning everything')
         this.#markDirty([''])
@@ -452,7 +454,7 @@ export class PushClient {
     if (blocks === undefined) return
     const uploads = ops.filter((op): op is Extract<PlannedOp, { t: 'file' }> => op.t === 'file' && !op.have && op.entry.size >= blocks.blockSize)
     if (uploads.length === 0) return
-    for (const [p, hash] of unindexed) await indexLocalFile(blocks, this.#tree.abs(p), hash)
+    for (const [p, hash] of unindexed) blocks.indexFile(this.#tree.abs(p), hash)
     const missing = new Map<string, Buffer>()
     for (const op of uploads) {
       const basis = op.basis
@@ -515,26 +517,6 @@ export class PushClient {
 
   async #sleep (ms: number): Promise<void> {
     await Promise.race([new Promise((resolve) => setTimeout(resolve, ms)), this.#closedPromise()])
-  }
-}
-
-async function indexLocalFile (blocks: ServerBlocks, abs: string, hash: Buffer): Promise<void> {
-  const fh = await open(abs, 'r').catch(() => undefined)
-  if (fh === undefined) return
-  try {
-    const pending = blocks.begin(hash)
-    if (pending === undefined) return
-    const h = createHash('sha256')
-    const buf = Buffer.allocUnsafe(1024 * 1024)
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
-      if (bytesRead === 0) break
-      h.update(buf.subarray(0, bytesRead))
-      pending.push(buf.subarray(0, bytesRead))
-    }
-    if (h.digest().equals(hash)) pending.commit()
-  } finally {
-    await fh.close()
   }
 }
 

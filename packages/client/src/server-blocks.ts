@@ -7,13 +7,17 @@
  * and a stale entry that slips through costs a fallback, never a wrong file: the server checks
  * every rebuilt file's SHA-256.
  */
+import { createHash, type Hash } from 'node:crypto'
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { BlockIndex, type BlockIndexWriter, createStrongHasher, Deltifier, type StrongHasher } from '@fsyncd/delta'
 import type { Manifest } from '@fsyncd/protocol'
+import { sameVersion } from '@fsyncd/tree'
 import { Packr } from 'msgpackr'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' })
 const FORMAT_VERSION = 1
+const READ_CHUNK = 1024 * 1024
 
 /**
  * 1 KiB blocks. An edit costs about its bytes rounded up to two blocks, an insertion one block:
@@ -78,6 +82,34 @@ export class ServerBlocks {
         this.#refOf.set(hash.toString('hex'), ref)
         this.#hashOf.set(ref, hash)
       },
+    }
+  }
+
+  /**
+   * Indexes a local file that holds content `hash`: verified by its SHA-256, or, with `version`,
+   * trusted when its stat still matches that version (the file was just read and hashed, so a
+   * second hash pass would only cost time). False when it was not indexed.
+   */
+  indexFile (abs: string, hash: Buffer, version?: Stats): boolean {
+    let fd: number
+    try { fd = openSync(abs, 'r') } catch { return false }
+    try {
+      if (version !== undefined && !sameVersion(version, fstatSync(fd))) return false
+      const pending = this.begin(hash)
+      if (pending === undefined) return true
+      const h = version === undefined ? createHash('sha256') : undefined
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(READ_CHUNK)
+        const got = readSync(fd, chunk, 0, chunk.length, null)
+        if (got === 0) break
+        h?.update(chunk.subarray(0, got))
+        pending.push(chunk.subarray(0, got))
+      }
+      if (version !== undefined ? !sameVersion(version, fstatSync(fd)) : !(h as Hash).digest().equals(hash)) return false
+      pending.commit()
+      return true
+    } finally {
+      closeSync(fd)
     }
   }
 

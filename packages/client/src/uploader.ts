@@ -4,15 +4,16 @@
  * or nack. A `file` whose content the server turns out not to have (nack MISSING) is sent again
  * with its data. File content goes through `#sendStreamed`: the one place the delta engine plugs in.
  */
+import { readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
 import { type Connection, ErrorCode, FsyncdError, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation, type PartialUpload } from '@fsyncd/protocol'
-import { readSmallFileStable, sameVersion } from '@fsyncd/tree'
+import { mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
-const CHUNK = 256 * 1024
+const CHUNK = 1024 * 1024
 /** Files up to this size travel inline: batched many to a frame, or alone in one. */
 const INLINE_MAX = 64 * 1024
 /** A batch of small files is sent once it holds this much content. */
@@ -84,6 +85,8 @@ export class Uploader {
   #inflightBytes = 0
   #waiters: Array<() => void> = []
   #readError: Error | undefined
+  /** Streamed files sent and not yet added to the block cache (see #indexSent). */
+  readonly #toIndex: Array<{ abs: string, hash: Buffer, version: Stats }> = []
   /** `ready.partials` by `<hash hex>-<size>`: each resumable once. */
   readonly #partials = new Map<string, number>()
 
@@ -166,6 +169,7 @@ export class Uploader {
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */
   async drain (): Promise<void> {
+    this.#indexSent() // while the server finishes
     while (this.#pending.size > 0 || this.#retrying > 0) await this.#wait()
   }
 
@@ -285,10 +289,11 @@ export class Uploader {
    */
   async #sendStreamed (id: number, admitted: Pending, op: FileOp): Promise<number> {
     const { path, entry } = op
-    const fh = await open(`${this.#opts.root}/${path}`, 'r').catch(() => undefined)
+    const abs = `${this.#opts.root}/${path}`
+    const fh = await open(abs, 'r').catch(() => undefined)
     if (fh === undefined) return -1
     const blocks = this.#opts.blocks
-    const pending = blocks?.begin(entry.hash)
+    if (blocks !== undefined) this.#indexSent() // earlier files of this sync become bases
     const deltifier = op.noDelta !== true && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
     const literals = new LiteralEncoder()
     let sent = 0
@@ -314,53 +319,68 @@ export class Uploader {
         this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
       }
     }
+    // Synchronous reads into fresh buffers (a payload may still sit in the socket's queue): from
+    // the page cache they take microseconds where each async read is a thread-pool round trip.
+    const read = (length: number): Buffer | undefined => {
+      const chunk = Buffer.allocUnsafe(length)
+      const got = readSync(fh.fd, chunk, 0, length, null)
+      return got === 0 ? undefined : chunk.subarray(0, got)
+    }
     try {
+      // The scan hashed this version (size, mtime); one that differs, or changes while read, is
+      // not sent. No second hash pass here: the server checks the whole file's SHA-256.
       const before = await fh.stat()
-      const h = createHash('sha256')
+      if (before.size !== entry.size || mtimeOf(before) !== entry.mtime) return -1
       const resumeAt = op.noResume === true ? 0 : this.#takePartial(entry)
-      for (let at = 0; at < resumeAt;) {
-        const chunk = Buffer.allocUnsafe(Math.min(CHUNK, resumeAt - at))
-        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null)
-        if (bytesRead === 0) return -1 // shorter than planned; nothing announced yet
-        const data = chunk.subarray(0, bytesRead)
-        h.update(data)
-        pending?.push(data)
-        at += bytesRead
+      let prefix: Buffer | undefined
+      if (resumeAt > 0) {
+        const h = createHash('sha256')
+        for (let at = 0; at < resumeAt;) {
+          const data = read(Math.min(CHUNK, resumeAt - at))
+          if (data === undefined) return -1 // shorter than planned; nothing announced yet
+          h.update(data)
+          at += data.length
+        }
+        prefix = h.digest()
       }
-      admitted.resumed = resumeAt > 0
+      admitted.resumed = prefix !== undefined
       await this.#conn.send({
         t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false,
-        ...(resumeAt > 0 ? { resume: resumeAt, prefix: h.copy().digest() } : {}),
+        ...(prefix !== undefined ? { resume: resumeAt, prefix } : {}),
       })
-      for (;;) {
-        const chunk = Buffer.allocUnsafe(CHUNK)
-        const { bytesRead } = await fh.read(chunk, 0, CHUNK, null)
-        if (bytesRead === 0) break
+      for (let data = read(CHUNK); data !== undefined; data = read(CHUNK)) {
         if (admitted.nacked === true) {
           // Refused already (a base or the partial is gone): the rest would be dropped; the
           // nack's handler sends the file again.
           await this.#conn.send({ t: 'abort', id })
           return sent
         }
-        const data = chunk.subarray(0, bytesRead)
-        h.update(data)
-        pending?.push(data)
         await emit(deltifier === undefined ? [{ type: 'literal', data }] : deltifier.push(data))
       }
       if (deltifier !== undefined) await emit(deltifier.end())
       const after = await fh.stat()
-      if (!sameVersion(before, after) || !h.digest().equals(entry.hash)) {
+      if (!sameVersion(before, after)) {
         await this.#conn.send({ t: 'abort', id })
         return -1
       }
       await this.#conn.send({ t: 'end', id })
-      // The server applies operations in order: from now on, later files may copy from this one.
-      pending?.commit()
+      // Its blocks are indexed later (#indexSent): before the next file that may copy from it,
+      // or while the server finishes this one.
+      if (blocks !== undefined) this.#toIndex.push({ abs, hash: entry.hash, version: after })
       this.stats.literalBytes += sent
       return sent
     } finally {
       await fh.close()
     }
+  }
+
+  /**
+   * Adds the files sent since the last call to the cache of the server's blocks. The server
+   * applies operations in order, so later files may copy from these.
+   */
+  #indexSent (): void {
+    const blocks = this.#opts.blocks
+    for (const f of this.#toIndex.splice(0)) blocks?.indexFile(f.abs, f.hash, f.version)
   }
 
   /** The bytes the server holds of this content from an upload cut short (once), or 0. */

@@ -8,13 +8,20 @@
  * files is made of little else. Only fsync, which waits on the disk, stays asynchronous.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fchmodSync, fstatSync, fsync, ftruncateSync, futimesSync, open, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs'
+import { close, closeSync, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, open, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
 
 const fsyncAsync = promisify(fsync)
+const fdatasyncAsync = promisify(fdatasync)
 const openAsync = promisify(open)
 const COPY_CHUNK = 1024 * 1024
+/**
+ * Written bytes between write-backs started while the file is still arriving, so the fsync at
+ * the end finds little left to write (on this machine: 50 ms for 100 MB at the end, 2-18 ms with
+ * write-back along the way).
+ */
+const WRITE_BACK_EVERY = 8 * 1024 * 1024
 
 /** Finds a server path (absolute) holding content with this SHA-256, or undefined. */
 export type ContentResolver = (hash: Buffer) => Promise<string | undefined>
@@ -27,6 +34,9 @@ export class IncomingFile {
   readonly #resolve: ContentResolver
   readonly #bases = new Map<string, { fd: number, size: number }>()
   #closed = false
+  #unsynced = 0
+  /** The write-back running, if any (its failure surfaces at `seal`). */
+  #writeBack: Promise<void> | undefined
 
   /** The size the client announced: a file never grows past it (a few bytes must not ask for terabytes). */
   readonly #maxSize: number
@@ -81,6 +91,13 @@ export class IncomingFile {
     let off = 0
     while (off < data.length) off += writeSync(this.#fd, data, off, data.length - off, this.size + off)
     this.size += data.length
+    this.#unsynced += data.length
+    if (this.#unsynced >= WRITE_BACK_EVERY && this.#writeBack === undefined) {
+      this.#unsynced = 0
+      const running = fdatasyncAsync(this.#fd)
+      this.#writeBack = running
+      running.then(() => { if (this.#writeBack === running) this.#writeBack = undefined }, () => {})
+    }
   }
 
   /**
@@ -100,6 +117,8 @@ export class IncomingFile {
       if (got === 0) throw new FsyncdError(ErrorCode.MISSING, 'base shrank while being copied from')
       this.write(buf.subarray(0, got))
       done += got
+      // Let a write-back start, and the connection breathe, during a long copy.
+      if (done % WRITE_BACK_EVERY < got) await new Promise((resolve) => setImmediate(resolve))
     }
   }
 
@@ -111,6 +130,7 @@ export class IncomingFile {
   async seal (mode: number, mtime: number): Promise<Stats> {
     fchmodSync(this.#fd, mode)
     futimesSync(this.#fd, new Date(mtime), new Date(mtime))
+    await this.#writeBack
     await fsyncAsync(this.#fd)
     return fstatSync(this.#fd)
   }
@@ -130,11 +150,24 @@ export class IncomingFile {
     try { unlinkSync(this.tmpPath) } catch {}
   }
 
-  close (): void {
+  /**
+   * Closes the file and, unless `keepBases`, the bases it copied from. A base may be the version
+   * this file replaces: its last close frees it (22 ms for 100 MB here), so the store keeps it
+   * open across the rename and then lets `releaseBases` close it off this thread.
+   */
+  close (keepBases = false): void {
     if (this.#closed) return
     this.#closed = true
-    for (const b of this.#bases.values()) closeSync(b.fd)
+    if (!keepBases) this.releaseBases(true)
     closeSync(this.#fd)
+  }
+
+  releaseBases (now = false): void {
+    for (const b of this.#bases.values()) {
+      if (now) closeSync(b.fd)
+      else close(b.fd, () => {})
+    }
+    this.#bases.clear()
   }
 
   async #base (hash: Buffer): Promise<{ fd: number, size: number }> {

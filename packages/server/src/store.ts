@@ -316,9 +316,13 @@ export class Store {
 
   /** Renames a sealed (complete, durable) file into place and records it. */
   async #install (file: IncomingFile, path: string, st: Stats, hash: Buffer): Promise<void> {
-    file.close()
-    await this.#prepareParent(path)
-    await this.#replaceWith(file.tmpPath, path)
+    file.close(true)
+    try {
+      await this.#prepareParent(path)
+      await this.#replaceWith(file.tmpPath, path)
+    } finally {
+      file.releaseBases()
+    }
     const entry: Entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash }
     // rename changes ctime: stamp what is at the final name now.
     this.tree.record(path, entry, lstatSync(this.abs(path)))

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 
 const CHUNK = 1024 * 1024
+const YIELD_EVERY_CHUNKS = 64
 
 /** The stat fields that change whenever a file's content may have: the identity of a version. */
 export function sameVersion (a: Stats, b: Stats): boolean {
@@ -22,10 +23,13 @@ export async function hashFileStable (path: string, attempts = 3, sizeHint = Inf
       const before = await fh.stat()
       const h = createHash('sha256')
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(before.size, 1)))
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      // Synchronous reads (an async read is a thread-pool round trip per MiB), yielding to the
+      // event loop now and then so a huge file does not stall the connection.
+      for (let n = 1; ; n++) {
+        const bytesRead = readSync(fh.fd, buf, 0, buf.length, null)
         if (bytesRead === 0) break
         h.update(buf.subarray(0, bytesRead))
+        if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
       }
       const after = await fh.stat()
       if (sameVersion(before, after)) return { hash: h.digest(), stat: after }
