@@ -139,3 +139,26 @@ t.test('a server restarted on an existing destination keeps serving it', async (
   t.equal(r.summary?.listed, true, 'a cold client lists a non-empty server')
   t.same(diffTrees(src, dest), [], 'converged again')
 })
+
+t.test('listings and batches split by size: long paths, many files, a cold client', async (t) => {
+  // 1,200 small files whose paths are ~110 bytes: one `files` batch of 1,024 of them, or one
+  // `entries` message of 4,096, would not fit a frame header (65,535 bytes).
+  const src = tempDir()
+  const deep = join(src, 'a-folder-with-a-rather-long-name', 'and-another-level-of-nesting-below-it')
+  mkdirSync(deep, { recursive: true })
+  for (let i = 0; i < 1200; i++) writeFileSync(join(deep, `a-small-file-with-a-long-descriptive-name-${String(i).padStart(5, '0')}.txt`), `${i}\n`)
+  const dest = tempDir()
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const first = await pushOnce(src, server.port, tempDir())
+  t.equal(first.code, 0, first.stderr)
+  t.same(diffTrees(src, dest), [], 'the batches went through')
+
+  // A client without a cached view (a new machine, a lost state folder) must list the server.
+  writeFileSync(join(src, 'one-more.txt'), 'x')
+  const cold = await pushOnce(src, server.port, tempDir())
+  t.equal(cold.code, 0, cold.stderr)
+  t.equal(cold.summary?.listed, true, 'it fetched the listing')
+  t.equal(cold.summary?.filesSent, 1, 'and sent only the new file')
+  t.same(diffTrees(src, dest), [])
+})

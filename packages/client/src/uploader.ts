@@ -8,7 +8,7 @@ import { readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
-import { type Connection, ErrorCode, FsyncdError, type Manifest, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation, type PartialUpload } from '@fsyncd/protocol'
+import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, smallFileBound } from '@fsyncd/protocol'
 import { mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
@@ -81,6 +81,7 @@ export class Uploader {
   #retrying = 0
   #batch: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
   #batchBytes = 0
+  #batchHeaderBytes = 0
   #nextId = 1
   #inflightBytes = 0
   #waiters: Array<() => void> = []
@@ -196,9 +197,13 @@ export class Uploader {
       this.#changedUnderUs(op.path)
       return
     }
+    // Within the count, the content and the frame header's size (long paths fill it first).
+    const headerBytes = smallFileBound(op.path)
+    if (this.#batchHeaderBytes + headerBytes > HEADER_ITEMS_BUDGET) await this.#sendBatch()
     const { id, pending } = await this.#admit(op)
     this.#batch.push({ id, pending, op, data })
     this.#batchBytes += data.length
+    this.#batchHeaderBytes += headerBytes
     if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= MAX_FILES_PER_BATCH) await this.#sendBatch()
   }
 
@@ -207,6 +212,7 @@ export class Uploader {
     if (batch.length === 0) return
     this.#batch = []
     this.#batchBytes = 0
+    this.#batchHeaderBytes = 0
     const { z, payload } = encodeSmall(Buffer.concat(batch.map((b) => b.data)))
     const share = payload.length / batch.length
     for (const b of batch) {

@@ -7,6 +7,7 @@
  * the client); the server answers each with an `ack` once durable or a `nack` with an error code.
  */
 import { ErrorCode, FsyncdError, isErrorCode } from './errors.js'
+import { MAX_HEADER } from './frame.js'
 import { checkPath, MAX_PATH_BYTES } from './paths.js'
 
 export const PROTOCOL_VERSION = 1
@@ -20,6 +21,23 @@ export const MAX_FILES_PER_BATCH = 1024
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024
 /** One copy range at most (a bigger copy is several ranges): bounds the work one small message can ask for. */
 export const MAX_COPY_LENGTH = 1 << 30
+/**
+ * What the items of an `entries` or `files` message may take of a frame header (65,535 bytes,
+ * the rest left for the message's own fields). A sender splits a listing or a batch by the
+ * item bounds below as well as by count: 4,096 entries of long paths would not fit.
+ */
+export const HEADER_ITEMS_BUDGET = MAX_HEADER - 1024
+
+/** Most bytes a wire entry encodes to: array, path, kind, mode, mtime and size as msgpack at their widest, hash or target. */
+export function wireEntryBound (e: WireEntry): number {
+  const x = e[5]
+  return 28 + Buffer.byteLength(e[0]) + (x === null ? 1 : typeof x === 'string' ? 3 + Buffer.byteLength(x) : 2 + x.length)
+}
+
+/** Most bytes a `files` item encodes to. */
+export function smallFileBound (path: string): number {
+  return 64 + Buffer.byteLength(path)
+}
 
 /** A file, folder or symlink as both sides describe it. Modes are permission bits (& 0o7777); mtimes are integer ms. */
 export type Entry =

@@ -8,7 +8,7 @@ import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
   type Compression, type Connection, ErrorCode, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
-  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8,
+  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8, type WireEntry, wireEntryBound, HEADER_ITEMS_BUDGET,
 } from '@fsyncd/protocol'
 import type { History, HistoryRecord } from './history.js'
 import type { IncomingFile } from './incoming-file.js'
@@ -219,14 +219,20 @@ export class Session {
     file.write(data)
   }
 
+  /** The manifest in `entries` messages, each within the count and the header's size. */
   async #sendListing (): Promise<void> {
-    let batch = []
+    let batch: WireEntry[] = []
+    let bytes = 0
     for (const [p, e] of this.#store.manifest.entries()) {
-      batch.push(toWireEntry(p, e))
-      if (batch.length === MAX_ENTRIES_PER_MESSAGE) {
+      const w = toWireEntry(p, e)
+      const size = wireEntryBound(w)
+      if (batch.length === MAX_ENTRIES_PER_MESSAGE || bytes + size > HEADER_ITEMS_BUDGET) {
         await this.#conn.send({ t: 'entries', entries: batch, done: false })
         batch = []
+        bytes = 0
       }
+      batch.push(w)
+      bytes += size
     }
     await this.#conn.send({ t: 'entries', entries: batch, done: true })
   }
