@@ -32,12 +32,17 @@ export function encodeFramePrefix (headerLength: number, payloadLength: number):
 
 /**
  * Incremental decoder: push socket chunks in any split, take whole frames out. Holds at most one
- * partial frame, whose size was checked against `maxFrame` first.
+ * partial frame, whose size was checked against `maxFrame` first. A frame that arrives within
+ * one chunk is a view of it; one that spans chunks is copied once into a buffer of its exact
+ * size, so a peer dribbling a byte per segment costs a byte per byte, never more.
  */
 export class FrameDecoder {
   maxFrame: number
-  #chunks: Buffer[] = []
-  #buffered = 0
+  /** Bytes of a prefix not yet complete (fewer than FRAME_PREFIX). */
+  #head: Buffer = Buffer.alloc(0)
+  /** The frame being filled (prefix included), once its prefix was read, and how much of it is. */
+  #frame: Buffer | undefined
+  #filled = 0
   /** A bad prefix found after whole frames in the same chunk: those are delivered first. */
   #error: FsyncdError | undefined
 
@@ -52,39 +57,50 @@ export class FrameDecoder {
 
   /** Bytes held that do not yet form a whole frame. */
   get buffered (): number {
-    return this.#buffered
+    return this.#head.length + this.#filled
   }
 
   push (chunk: Buffer): Frame[] {
     if (this.#error !== undefined) throw this.#error
-    if (chunk.length > 0) {
-      this.#chunks.push(chunk)
-      this.#buffered += chunk.length
-    }
     const frames: Frame[] = []
-    for (;;) {
-      if (this.#buffered < FRAME_PREFIX) break
-      const head = this.#peek(FRAME_PREFIX)
-      const len = head.readUInt32BE(0)
-      const headerLength = head.readUInt16BE(4)
-      let problem: FsyncdError | undefined
-      if (looksLikeTls(head)) {
-        problem = new FsyncdError(ErrorCode.AUTH, 'the peer speaks TLS and this side does not: give both sides the token and drop --insecure, or pass --insecure to both')
-      } else if (len - 2 > this.maxFrame) {
-        problem = new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `frame of ${len - 2} bytes exceeds the limit of ${this.maxFrame}`)
-      } else if (len < 2 + headerLength || headerLength === 0) {
-        problem = new FsyncdError(ErrorCode.MALFORMED, `frame length ${len} does not hold its header of ${headerLength} bytes`)
+    let at = 0
+    while (at < chunk.length) {
+      if (this.#frame !== undefined) {
+        const n = Math.min(this.#frame.length - this.#filled, chunk.length - at)
+        chunk.copy(this.#frame, this.#filled, at, at + n)
+        this.#filled += n
+        at += n
+        if (this.#filled === this.#frame.length) {
+          frames.push(split(this.#frame))
+          this.#frame = undefined
+          this.#filled = 0
+        }
+        continue
       }
+      if (this.#head.length + chunk.length - at < FRAME_PREFIX) {
+        this.#head = Buffer.concat([this.#head, chunk.subarray(at)])
+        break
+      }
+      const fromHead = this.#head.length
+      const head = fromHead === 0 ? chunk.subarray(at, at + FRAME_PREFIX) : Buffer.concat([this.#head, chunk.subarray(at, at + FRAME_PREFIX - fromHead)])
+      const problem = this.#check(head)
       if (problem !== undefined) {
         if (frames.length === 0) throw problem
         this.#error = problem
-        this.#chunks = []
-        this.#buffered = 0
+        this.#head = Buffer.alloc(0)
         break
       }
-      if (this.#buffered < 4 + len) break
-      const body = this.#take(4 + len).subarray(FRAME_PREFIX)
-      frames.push({ header: body.subarray(0, headerLength), payload: body.subarray(headerLength) })
+      const total = 4 + head.readUInt32BE(0)
+      if (fromHead === 0 && chunk.length - at >= total) {
+        frames.push(split(chunk.subarray(at, at + total)))
+        at += total
+        continue
+      }
+      this.#frame = Buffer.allocUnsafe(total)
+      head.copy(this.#frame, 0)
+      this.#filled = FRAME_PREFIX
+      at += FRAME_PREFIX - fromHead
+      this.#head = Buffer.alloc(0)
     }
     return frames
   }
@@ -92,40 +108,26 @@ export class FrameDecoder {
   /** Call at end of stream: a frame cut short is an error, not a silent loss. */
   end (): void {
     if (this.#error !== undefined) throw this.#error
-    if (this.#buffered > 0) {
-      throw new FsyncdError(ErrorCode.CLOSED, `connection closed inside a frame (${this.#buffered} bytes pending)`)
+    if (this.buffered > 0) {
+      throw new FsyncdError(ErrorCode.CLOSED, `connection closed inside a frame (${this.buffered} bytes pending)`)
     }
   }
 
-  #peek (n: number): Buffer {
-    const first = this.#chunks[0] as Buffer
-    if (first.length >= n) return first
-    this.#chunks = [Buffer.concat(this.#chunks)]
-    return this.#chunks[0] as Buffer
-  }
-
-  #take (n: number): Buffer {
-    let out: Buffer
-    const first = this.#chunks[0] as Buffer
-    if (first.length >= n) {
-      out = first.subarray(0, n)
-      if (first.length === n) this.#chunks.shift()
-      else this.#chunks[0] = first.subarray(n)
-    } else {
-      out = Buffer.allocUnsafe(n)
-      let filled = 0
-      while (filled < n) {
-        const c = this.#chunks[0] as Buffer
-        const take = Math.min(c.length, n - filled)
-        c.copy(out, filled, 0, take)
-        filled += take
-        if (take === c.length) this.#chunks.shift()
-        else this.#chunks[0] = c.subarray(take)
-      }
+  #check (head: Buffer): FsyncdError | undefined {
+    const len = head.readUInt32BE(0)
+    const headerLength = head.readUInt16BE(4)
+    if (looksLikeTls(head)) {
+      return new FsyncdError(ErrorCode.AUTH, 'the peer speaks TLS and this side does not: give both sides the token and drop --insecure, or pass --insecure to both')
     }
-    this.#buffered -= n
-    return out
+    if (len - 2 > this.maxFrame) return new FsyncdError(ErrorCode.FRAME_TOO_LARGE, `frame of ${len - 2} bytes exceeds the limit of ${this.maxFrame}`)
+    if (len < 2 + headerLength || headerLength === 0) return new FsyncdError(ErrorCode.MALFORMED, `frame length ${len} does not hold its header of ${headerLength} bytes`)
+    return undefined
   }
+}
+
+function split (frame: Buffer): Frame {
+  const headerLength = frame.readUInt16BE(4)
+  return { header: frame.subarray(FRAME_PREFIX, FRAME_PREFIX + headerLength), payload: frame.subarray(FRAME_PREFIX + headerLength) }
 }
 
 /**

@@ -136,9 +136,13 @@ function uint (o: Obj, key: string, max = Number.MAX_SAFE_INTEGER): number {
   return v
 }
 
-function int (o: Obj, key: string): number {
+/** The widest time a JavaScript Date (and so utimes) takes: ±10^8 days from 1970, in ms. */
+export const MAX_MTIME = 8_640_000_000_000_000
+
+/** An mtime in integer ms: within what the filesystem calls can set, or an operation would half happen. */
+function mtime (o: Obj, key: string): number {
   const v = o[key]
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(`${String(o.t)}.${key} must be an integer`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || Math.abs(v) > MAX_MTIME) fail(`${String(o.t)}.${key} must be an integer within ±${MAX_MTIME}`)
   return v
 }
 
@@ -194,10 +198,10 @@ function wireEntry (v: unknown): WireEntry {
   const p = path(o, 'path')
   const kind = uint(o, 'kind', 2)
   const mode = uint(o, 'mode', MODE_MAX)
-  const mtime = int(o, 'mtime')
+  const time = mtime(o, 'mtime')
   const size = uint(o, 'size')
   const x = kind === 0 ? bytes(o, 'x', HASH_BYTES) : kind === 2 ? linkTarget(o, 'x') : null
-  return [p, kind, mode, mtime, size, x]
+  return [p, kind, mode, time, size, x]
 }
 
 function partial (v: unknown): PartialUpload {
@@ -237,18 +241,18 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
   }),
   list: () => ({ t: 'list' }),
   entries: (o) => ({ t: 'entries', entries: list(o, 'entries', MAX_ENTRIES_PER_MESSAGE).map(wireEntry), done: bool(o, 'done') }),
-  mkdir: (o) => ({ t: 'mkdir', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: int(o, 'mtime') }),
-  symlink: (o) => ({ t: 'symlink', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), target: linkTarget(o, 'target'), mtime: int(o, 'mtime') }),
+  mkdir: (o) => ({ t: 'mkdir', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: mtime(o, 'mtime') }),
+  symlink: (o) => ({ t: 'symlink', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), target: linkTarget(o, 'target'), mtime: mtime(o, 'mtime') }),
   delete: (o) => ({ t: 'delete', id: uint(o, 'id', ID_MAX), path: path(o, 'path') }),
   move: (o) => ({ t: 'move', id: uint(o, 'id', ID_MAX), from: path(o, 'from'), to: path(o, 'to') }),
-  attrs: (o) => ({ t: 'attrs', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: int(o, 'mtime') }),
+  attrs: (o) => ({ t: 'attrs', id: uint(o, 'id', ID_MAX), path: path(o, 'path'), mode: uint(o, 'mode', MODE_MAX), mtime: mtime(o, 'mtime') }),
   file: (o) => ({
     t: 'file',
     id: uint(o, 'id', ID_MAX),
     path: path(o, 'path'),
     size: uint(o, 'size'),
     mode: uint(o, 'mode', MODE_MAX),
-    mtime: int(o, 'mtime'),
+    mtime: mtime(o, 'mtime'),
     hash: bytes(o, 'hash', HASH_BYTES),
     have: o.have === undefined ? false : bool(o, 'have'),
     ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', 2) as Compression }),
@@ -258,7 +262,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     const files = list(o, 'files', MAX_FILES_PER_BATCH).map((v): SmallFile => {
       if (!Array.isArray(v) || v.length !== 6) fail('files: an entry must be [id, path, size, mode, mtime, hash]')
       const f: Obj = { t: 'files', id: v[0], path: v[1], size: v[2], mode: v[3], mtime: v[4], hash: v[5] }
-      return [uint(f, 'id', ID_MAX), path(f, 'path'), uint(f, 'size', MAX_BATCH_BYTES), uint(f, 'mode', MODE_MAX), int(f, 'mtime'), bytes(f, 'hash', HASH_BYTES)]
+      return [uint(f, 'id', ID_MAX), path(f, 'path'), uint(f, 'size', MAX_BATCH_BYTES), uint(f, 'mode', MODE_MAX), mtime(f, 'mtime'), bytes(f, 'hash', HASH_BYTES)]
     })
     if (files.reduce((n, f) => n + f[2], 0) > MAX_BATCH_BYTES) fail(`files: more than ${MAX_BATCH_BYTES} bytes of content`)
     return { t: 'files', z: uint(o, 'z', 2) as Compression, files }
@@ -291,7 +295,7 @@ export function validateMessage (value: unknown): Message {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) fail('a message must be a map')
   const o = value as Obj
   const type = o.t
-  if (typeof type !== 'string' || !Object.hasOwn(validators, type)) fail(`unknown message type ${JSON.stringify(String(type)).slice(0, 40)}`)
+  if (typeof type !== 'string' || !Object.hasOwn(validators, type)) fail(`unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : `(a ${Array.isArray(type) ? 'list' : typeof type})`}`)
   return validators[type as MessageType](o)
 }
 

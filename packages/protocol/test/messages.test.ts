@@ -1,7 +1,7 @@
 import t from 'tap'
 import {
   decodeMessage, encodeMessage, ErrorCode, FsyncdError, fromWireEntry, HASH_BYTES,
-  MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_IDS_PER_ACK, MAX_PARTIALS, MAX_PATH_BYTES, MAX_RANGES_PER_COPY, type Message,
+  MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_IDS_PER_ACK, MAX_MTIME, MAX_PARTIALS, MAX_PATH_BYTES, MAX_RANGES_PER_COPY, type Message,
   type MessageType, NONCE_BYTES, pathProblem, toWireEntry, validateMessage, type WireEntry,
 } from '../src/index.js'
 import { Int64, pack, Pairs, Raw } from './helpers/msgpack.js'
@@ -43,12 +43,12 @@ const samples: { [K in MessageType]: Array<Extract<Message, { t: K }>> } = {
         ['a', 0, 0o644, 1_700_000_000_123, 12, h32(6)],
         ['a/b c', 1, 0o7777, -5, 0, null],
         ['a/link', 2, 0, 0, 0, '../../etc/passwd'],
-        ['日本語/🙂', 0, 0, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, h32(7)],
+        ['日本語/🙂', 0, 0, MAX_MTIME, Number.MAX_SAFE_INTEGER, h32(7)],
       ],
     },
     { t: 'entries', done: true, entries: Array.from({ length: MAX_ENTRIES_PER_MESSAGE }, (_, i): WireEntry => [`d/${i}`, 1, 0o755, i, 0, null]) },
   ],
-  mkdir: [{ t: 'mkdir', id: 0, path: 'a', mode: 0o755, mtime: 0 }, { t: 'mkdir', id: 0xffffffff, path: longestPath, mode: 0o7777, mtime: Number.MIN_SAFE_INTEGER }],
+  mkdir: [{ t: 'mkdir', id: 0, path: 'a', mode: 0o755, mtime: 0 }, { t: 'mkdir', id: 0xffffffff, path: longestPath, mode: 0o7777, mtime: -MAX_MTIME }],
   symlink: [{ t: 'symlink', id: 1, path: 'l', target: '/absolute/is/fine/for/a/target', mtime: 1 }, { t: 'symlink', id: 1, path: 'l', target: 't'.repeat(MAX_PATH_BYTES), mtime: 1 }],
   delete: [{ t: 'delete', id: 2, path: 'a/b/c' }],
   move: [{ t: 'move', id: 3, from: 'a', to: 'b/a' }],
@@ -202,6 +202,10 @@ const malformed: Array<[string, unknown, string]> = [
   ['ready partial hash 31 bytes', withField(base.ready, 'partials', [[Buffer.alloc(31), 1, 1]]), M],
   ['ready partial have past its size', withField(base.ready, 'partials', [[h32(1), 5, 6]]), M],
   ['ready partial size -1', withField(base.ready, 'partials', [[h32(1), -1, 0]]), M],
+  ['mkdir mtime past what a Date holds', withField(base.mkdir, 'mtime', MAX_MTIME + 1), M],
+  ['attrs mtime 2^53-1', withField(base.attrs, 'mtime', Number.MAX_SAFE_INTEGER), M],
+  ['symlink mtime -(2^53-1)', withField(base.symlink, 'mtime', Number.MIN_SAFE_INTEGER), M],
+  ['entry mtime past what a Date holds', entry('a', 1, 0, -MAX_MTIME - 1, 0, null), M],
   ['file resume without prefix', { ...base.file, resume: 1 }, M],
   ['file prefix without resume', { ...base.file, prefix: h32(1) }, M],
   ['file resume 0', { ...base.file, resume: 0, prefix: h32(1) }, M],

@@ -184,8 +184,10 @@ export class Session {
         const total = msg.files.reduce((n, f) => n + f[2], 0)
         const content = decode(msg.z, payload, total)
         if (content.length !== total) throw new FsyncdError(ErrorCode.MALFORMED, `files: ${content.length} bytes of content for ${total} announced`)
-        // Temp files are created side by side (creation can wait on the journal), then filled in order.
-        await Promise.all(msg.files.map(async ([id, path, size, mode, mtime, hash]) => await this.#beginUpload({ t: 'file', id, path, size, mode, mtime, hash, have: false })))
+        // Temp files are created side by side (creation can wait on the journal), then filled in
+        // order. All settle before a failure ends the session, so its cleanup sees every one.
+        const begun = await Promise.allSettled(msg.files.map(async ([id, path, size, mode, mtime, hash]) => await this.#beginUpload({ t: 'file', id, path, size, mode, mtime, hash, have: false })))
+        for (const b of begun) if (b.status === 'rejected') throw b.reason
         let at = 0
         for (const [id, path, size] of msg.files) {
           this.#note(id, { op: 'upload', path, size, wire: Math.round(payload.length * size / Math.max(total, 1)) })

@@ -41,7 +41,8 @@ export class Store {
   #saveTimer: NodeJS.Timeout | undefined
   /** Committed files not yet installed, and the installation running (see commitFile). */
   #queued: QueuedFile[] = []
-  #installing: Promise<void> = Promise.resolve()
+  /** The tail of the chain of exclusive changes (see #exclusive). */
+  #lock: Promise<void> = Promise.resolve()
 
   private constructor (root: string, opts: StoreOptions) {
     this.root = root
@@ -82,70 +83,80 @@ export class Store {
   // ---- operations ------------------------------------------------------------------------------
 
   async mkdir (path: string, mode: number, mtime: number): Promise<void> {
-    await this.#installPending()
-    await this.#prepareParent(path)
-    const abs = this.abs(path)
-    const st = await lstatOrUndefined(abs)
-    if (st !== undefined && !st.isDirectory()) await this.#removeAt(path)
-    if (st === undefined || !st.isDirectory()) {
-      await mkdir(abs, { mode })
-      this.#dirty.add(parentOf(path))
-    }
-    await chmod(abs, mode)
-    await utimes(abs, new Date(mtime), new Date(mtime))
-    this.#safeDirs.add(path)
-    this.tree.record(path, { kind: 'dir', mode, mtime })
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      await this.#prepareParent(path)
+      const abs = this.abs(path)
+      const st = await lstatOrUndefined(abs)
+      if (st !== undefined && !st.isDirectory()) await this.#removeAt(path)
+      if (st === undefined || !st.isDirectory()) {
+        await mkdir(abs, { mode })
+        this.#dirty.add(parentOf(path))
+      }
+      await chmod(abs, mode)
+      await utimes(abs, new Date(mtime), new Date(mtime))
+      this.#safeDirs.add(path)
+      this.tree.record(path, { kind: 'dir', mode, mtime })
+    })
   }
 
   async symlink (path: string, target: string, mtime: number): Promise<void> {
-    await this.#installPending()
-    await this.#prepareParent(path)
-    // Built aside and renamed over, so the old entry is replaced atomically.
-    const tmp = this.tempPath()
-    await symlink(target, tmp)
-    await lutimes(tmp, new Date(mtime), new Date(mtime))
-    await this.#replaceWith(tmp, path)
-    this.tree.record(path, { kind: 'link', mtime, target })
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      await this.#prepareParent(path)
+      // Built aside and renamed over, so the old entry is replaced atomically.
+      const tmp = this.tempPath()
+      await symlink(target, tmp)
+      await lutimes(tmp, new Date(mtime), new Date(mtime))
+      await this.#replaceWith(tmp, path)
+      this.tree.record(path, { kind: 'link', mtime, target })
+    })
   }
 
   async remove (path: string): Promise<void> {
-    await this.#installPending()
-    await this.#checkParents(path)
-    await this.#removeAt(path)
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      await this.#checkParents(path)
+      await this.#removeAt(path)
+    })
   }
 
   async move (from: string, to: string): Promise<void> {
-    await this.#installPending()
-    await this.#checkParents(from)
-    if (await lstatOrUndefined(this.abs(from)) === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing to move at ${from}`)
-    await this.#prepareParent(to)
-    const existing = await lstatOrUndefined(this.abs(to))
-    if (existing?.isDirectory() === true) await this.#removeAt(to)
-    renameSync(this.abs(from), this.abs(to))
-    this.#dirty.add(parentOf(from))
-    this.#dirty.add(parentOf(to))
-    this.#safeDirs = new Set([''])
-    this.tree.forget(to)
-    this.tree.forgetMove(from, to)
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      await this.#checkParents(from)
+      if (await lstatOrUndefined(this.abs(from)) === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing to move at ${from}`)
+      await this.#prepareParent(to)
+      const existing = await lstatOrUndefined(this.abs(to))
+      if (existing?.isDirectory() === true) await this.#removeAt(to)
+      renameSync(this.abs(from), this.abs(to))
+      this.#dirty.add(parentOf(from))
+      this.#dirty.add(parentOf(to))
+      this.#safeDirs = new Set([''])
+      this.tree.forget(to)
+      this.tree.forgetMove(from, to)
+    })
   }
 
   async setAttrs (path: string, mode: number, mtime: number): Promise<void> {
-    await this.#installPending()
-    await this.#checkParents(path)
-    const abs = this.abs(path)
-    const entry = this.manifest.get(path)
-    const st = await lstatOrUndefined(abs)
-    if (st === undefined || entry === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing at ${path}`)
-    if (st.isSymbolicLink()) {
-      await lutimes(abs, new Date(mtime), new Date(mtime))
-    } else {
-      await chmod(abs, mode)
-      await utimes(abs, new Date(mtime), new Date(mtime))
-    }
-    const after = await lstat(abs)
-    if (entry.kind === 'link') this.tree.record(path, { ...entry, mtime })
-    else this.tree.record(path, { ...entry, mode, mtime }, after)
-    this.#dirty.add(parentOf(path))
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      await this.#checkParents(path)
+      const abs = this.abs(path)
+      const entry = this.manifest.get(path)
+      const st = await lstatOrUndefined(abs)
+      if (st === undefined || entry === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing at ${path}`)
+      if (st.isSymbolicLink()) {
+        await lutimes(abs, new Date(mtime), new Date(mtime))
+      } else {
+        await chmod(abs, mode)
+        await utimes(abs, new Date(mtime), new Date(mtime))
+      }
+      const after = await lstat(abs)
+      if (entry.kind === 'link') this.tree.record(path, { ...entry, mtime })
+      else this.tree.record(path, { ...entry, mode, mtime }, after)
+      this.#dirty.add(parentOf(path))
+    })
   }
 
   /**
@@ -154,10 +165,11 @@ export class Store {
    */
   async beginFile (path: string, op: { hash: Buffer, size: number, resume?: number, prefix?: Buffer }): Promise<IncomingFile> {
     await this.#checkParents(path)
-    const resolve = async (hash: Buffer): Promise<string | undefined> => {
+    const resolve = async (hash: Buffer): Promise<string | undefined> => await this.#exclusive(async () => {
+      await this.#installQueued()
       const p = await this.#pathOfContent(hash)
       return p === undefined ? undefined : this.abs(p)
-    }
+    })
     // Named after the content it becomes, so a crash leaves a partial upload Partials can file.
     const tmp = join(this.#tmpDir, `${partialName(op.hash, op.size)}.${randomBytes(8).toString('hex')}`)
     if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, resolve, op.size)
@@ -173,20 +185,22 @@ export class Store {
 
   /** Builds `path` from content the server already holds (by SHA-256): no data crosses the wire. */
   async fileFromContent (path: string, meta: FileMeta): Promise<void> {
-    await this.#installPending()
-    await this.#checkParents(path)
-    const source = await this.#pathOfContent(meta.hash)
-    if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
-    const file = await IncomingFile.create(this.tempPath(), async () => this.abs(source), meta.size)
-    try {
-      // Through the same verified path as an upload: the source may have changed on disk.
-      await file.copy(meta.hash, 0, meta.size)
-      if (!file.digest().equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
-      await this.#install(file, path, await file.seal(meta.mode, meta.mtime), meta.hash)
-    } catch (err) {
-      file.discard()
-      throw err
-    }
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      await this.#checkParents(path)
+      const source = await this.#pathOfContent(meta.hash)
+      if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
+      const file = await IncomingFile.create(this.tempPath(), async () => this.abs(source), meta.size)
+      try {
+        // Through the same verified path as an upload: the source may have changed on disk.
+        await file.copy(meta.hash, 0, meta.size)
+        if (!file.digest().equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
+        await this.#install(file, path, await file.seal(meta.mode, meta.mtime), meta.hash)
+      } catch (err) {
+        file.discard()
+        throw err
+      }
+    })
   }
 
   /**
@@ -213,12 +227,23 @@ export class Store {
     return this.#queued.length
   }
 
-  /** Installs the queued files (one at a time across callers: sessions share the store). */
-  async #installPending (): Promise<void> {
-    if (this.#queued.length === 0) return await this.#installing
+  /**
+   * Runs `fn` alone among the store's changes. Sessions share the store, and an operation checks
+   * that no folder on its path is a symlink before it acts there: another session's operation in
+   * between (a checked folder replaced by a link to elsewhere) would make the check a lie.
+   */
+  async #exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn)
+    this.#lock = run.then(() => {}, () => {})
+    return await run
+  }
+
+  /** Installs the queued files. Called with the store to itself (see #exclusive). */
+  async #installQueued (): Promise<void> {
+    if (this.#queued.length === 0) return
     const batch = this.#queued
     this.#queued = []
-    const run = this.#installing.then(async () => {
+    await (async () => {
       const sealed = await Promise.allSettled(batch.map(async (q) => await q.file.seal(q.meta.mode, q.meta.mtime)))
       crashPoint('after-temp-write')
       for (let i = 0; i < batch.length; i++) {
@@ -234,9 +259,7 @@ export class Store {
           q.reject(err)
         }
       }
-    })
-    this.#installing = run.catch(() => {})
-    await run
+    })()
   }
 
   /**
@@ -244,7 +267,7 @@ export class Store {
    * folders' own mtimes restored (creating an entry moves them). Acks may go out after this.
    */
   async flush (): Promise<void> {
-    await this.#installPending()
+    await this.#exclusive(async () => await this.#installQueued())
     crashPoint('before-dir-fsync')
     const dirs = [...this.#dirty]
     this.#dirty.clear()
@@ -268,7 +291,10 @@ export class Store {
    * undefined when the server holds no such content.
    */
   async blockSums (hash: Buffer, blockSize: number): Promise<Uint8Array | undefined> {
-    const path = await this.#pathOfContent(hash)
+    const path = await this.#exclusive(async () => {
+      await this.#installQueued()
+      return await this.#pathOfContent(hash)
+    })
     if (path === undefined) return undefined
     hasher ??= createStrongHasher()
     const index = new BlockIndex(blockSize)
@@ -382,8 +408,8 @@ export class Store {
     }
   }
 
+  /** A path holding this content, reachable without a symlink. Queued files must be installed first. */
   async #pathOfContent (hash: Buffer): Promise<string | undefined> {
-    await this.#installPending()
     for (const p of this.manifest.pathsWithHash(hash)) {
       try {
         await this.#checkParents(p)
