@@ -9,7 +9,7 @@
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { deflateRawSync, brotliCompressSync } from 'node:zlib'
 import { type Connection, encodeFramePrefix, encodeMessage, MAX_FRAME, type Message } from '@fsyncd/protocol'
@@ -218,4 +218,59 @@ t.test('a session ended by a protocol error leaves nothing behind for later sess
   // the later session's first operation, after its listing, so push --once exited 0 with an
   // extra file (fixed in d285e29: installed when the session ends and before any 'ready').
   t.same(diff, [], `and leaves the destination equal to its source (${diff.join('; ') || 'equal'})`)
+})
+
+t.test('two sessions racing a folder against a symlink never write outside DEST', async (t) => {
+  // Session A flips `p` between a folder and a link to a folder outside DEST while session B
+  // creates folders and files under `p/`: each of B's operations checks `p` and then acts, and
+  // the store must not let A's swap fall between the two.
+  const jail = tempDir()
+  const dest = join(jail, 'dest')
+  const outside = join(jail, 'outside')
+  mkdirSync(outside)
+  const server = await startServer(dest, { args: ['--log-level', 'error'] })
+  t.teardown(() => server.stop())
+  const a = await openSession(server.port)
+  const b = await openSession(server.port)
+  for (const c of [a, b]) void (async () => { try { while (await c.next() !== undefined); } catch {} })()
+  const mtime = 1_700_000_000_000
+  const body = Buffer.from('x')
+  const hash = createHash('sha256').update(body).digest()
+  let id = 1
+  const until = Date.now() + 3000
+  while (Date.now() < until) {
+    const sends: Array<Promise<void>> = []
+    for (let i = 0; i < 20; i++) {
+      sends.push(a.send({ t: 'mkdir', id: id++, path: 'p', mode: 0o755, mtime }))
+      sends.push(a.send({ t: 'symlink', id: id++, path: 'p', target: outside, mtime }))
+      sends.push(b.send({ t: 'mkdir', id: id++, path: `p/d${i}`, mode: 0o755, mtime }))
+      sends.push(b.send({ t: 'file', id: id++, path: `p/f${i}`, size: 1, mode: 0o644, mtime, hash, have: false, inline: 0 }, body))
+    }
+    await Promise.all(sends)
+    await sleep(5)
+  }
+  await sleep(300)
+  t.same(readdirSync(outside), [], 'nothing was created outside DEST')
+  a.destroy()
+  b.destroy()
+  t.equal(server.proc.exitCode, null, 'the server is still running')
+})
+
+t.test('a files batch that fails while its temp files are being created leaks nothing', async (t) => {
+  const dest = tempDir()
+  const server = await startServer(dest, { args: ['--log-level', 'error'] })
+  t.teardown(() => server.stop())
+  const body = Buffer.from('x')
+  const hash = createHash('sha256').update(body).digest()
+  for (let round = 0; round < 5; round++) {
+    const conn = await openSession(server.port)
+    // Eight files, the last reusing the first's id: UNEXPECTED ends the session mid-creation.
+    const files: Array<[number, string, number, number, number, Buffer]> = Array.from({ length: 8 }, (_, i) => [i === 7 ? 0 : i, `f${round}-${i}`, 1, 0o644, 1_700_000_000_000, hash])
+    await conn.send({ t: 'files', z: 0, files }, Buffer.concat(files.map(() => body)))
+    t.equal(await errorOf(conn), 'UNEXPECTED', `round ${round}: the batch is refused`)
+    conn.destroy()
+  }
+  await sleep(500)
+  t.same(tempFiles(dest), [], 'no temp file left behind')
+  t.same(fdsUnder(server.proc.pid, join(dest, '.fsyncd')), [], 'no descriptor left open under .fsyncd')
 })
