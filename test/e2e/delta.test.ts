@@ -4,9 +4,10 @@
  * sending the data and still ends with the right file.
  */
 import t from 'tap'
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CountingProxy, diffTrees, pushOnce, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+import { CountingProxy, diffTrees, pushOnce, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
 
 const MB = 1024 * 1024
 
@@ -88,4 +89,35 @@ t.test('a cold client fetches the old version\'s block sums instead of sending t
   t.equal(r.code, 0, r.stderr)
   t.same(diffTrees(src, dest), [])
   t.ok(proxy.total < 8 * MB * 0.02 + 8192, `${proxy.total} bytes on the wire: the sums (~1.2 %) and the edit, not 8 MB`)
+})
+
+t.test('the server keeps block sums of what lands, and sends sums bigger than a frame in parts', async (t) => {
+  // 400 MB at 1 KiB blocks: ~4.7 MB of sums, more than one 4 MiB frame.
+  const src = tempDir()
+  const dest = tempDir()
+  const size = 400 * MB
+  const big = Buffer.allocUnsafe(size)
+  for (let at = 0; at < size; at += 8 * MB) seededBytes(600 + at / (8 * MB), 8 * MB).copy(big, at)
+  writeFileSync(join(src, 'huge.bin'), big)
+  const server = await startServer(dest)
+  const proxy = new CountingProxy(server.port)
+  await proxy.listen()
+  t.teardown(async () => { await proxy.close(); await server.stop() })
+  t.equal((await pushOnce(src, proxy.port, tempDir())).code, 0)
+  const hash = createHash('sha256').update(big).digest('hex')
+  const sumsFile = join(dest, '.fsyncd', 'sums', `${hash}-1024`)
+  await waitFor(() => existsSync(sumsFile) || undefined, 30_000, () => 'the server computing the sums of what landed')
+  const sumsBytes = statSync(sumsFile).size
+  t.ok(sumsBytes > 4 * MB, `the server keeps them: ${sumsBytes} bytes`)
+
+  // A cold client edits it: the sums come in several frames, and the edit costs about them, not 400 MB.
+  seededBytes(7, 1000).copy(big, 123 * MB)
+  writeFileSync(join(src, 'huge.bin'), big)
+  proxy.reset()
+  const r = await pushOnce(src, proxy.port, tempDir())
+  t.equal(r.code, 0, r.stderr)
+  t.same(diffTrees(src, dest), [])
+  t.ok(proxy.total < sumsBytes + 64 * 1024, `${proxy.total} bytes on the wire for a 1 KB edit of 400 MB seen by a cold client`)
+  await waitFor(() => !existsSync(sumsFile) || undefined, 30_000, () => 'the old version\'s sums dropped')
+  t.pass('the sums of the old version are dropped once it is gone')
 })

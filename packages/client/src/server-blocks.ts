@@ -11,7 +11,7 @@ import { createHash, type Hash } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { BlockIndex, type BlockIndexWriter, createStrongHasher, Deltifier, type StrongHasher } from '@fsyncd/delta'
-import type { Manifest } from '@fsyncd/protocol'
+import { type Manifest, SIG_BLOCK_SIZE } from '@fsyncd/protocol'
 import { sameVersion } from '@fsyncd/tree'
 import { Packr } from 'msgpackr'
 
@@ -25,7 +25,7 @@ const READ_CHUNK = 1024 * 1024
  * of incompressible data; with 1 KiB, ~1.3 KB and ~40 KB. The price is the index: ~12 bytes per
  * KiB of server content (120 MB for 10 GB), held by the client.
  */
-export const BLOCK_SIZE = 1024
+export const BLOCK_SIZE = SIG_BLOCK_SIZE
 
 /** Indexing of one file in progress: fed while the file is read, committed when complete. */
 export interface PendingContent {

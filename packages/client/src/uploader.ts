@@ -8,7 +8,7 @@ import { readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
-import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, smallFileBound } from '@fsyncd/protocol'
+import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_SIG_BYTES, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, smallFileBound } from '@fsyncd/protocol'
 import { mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { encodeSmall, LiteralEncoder } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
@@ -77,6 +77,7 @@ export class Uploader {
   readonly #opts: UploaderOptions
   readonly #pending = new Map<number, Pending>()
   readonly #sigWaiters = new Map<number, (sums: Uint8Array | undefined) => void>()
+  readonly #sigParts = new Map<number, Buffer[]>()
   /** Nacked operations being sent again (see readAnswers). */
   #retrying = 0
   #batch: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
@@ -106,9 +107,17 @@ export class Uploader {
     try {
       for await (const { msg, payload } of this.#conn) {
         if (msg.t === 'sig') {
+          // Sums bigger than a frame come in parts (`more`), bounded by MAX_SIG_BYTES in all.
+          const parts = this.#sigParts.get(msg.id) ?? []
+          if (msg.found) parts.push(payload)
+          if (msg.found && msg.more === true && parts.reduce((n, p) => n + p.length, 0) <= MAX_SIG_BYTES) {
+            this.#sigParts.set(msg.id, parts)
+            continue
+          }
+          this.#sigParts.delete(msg.id)
           const waiter = this.#sigWaiters.get(msg.id)
           this.#sigWaiters.delete(msg.id)
-          waiter?.(msg.found ? payload : undefined)
+          waiter?.(msg.found && msg.more !== true ? Buffer.concat(parts) : undefined)
         } else if (msg.t === 'ack') {
           for (const id of msg.ids) this.#retire(id)
         } else if (msg.t === 'nack') {

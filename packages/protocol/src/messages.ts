@@ -113,8 +113,16 @@ export interface Ack { t: 'ack', ids: number[] }
 export interface Nack { t: 'nack', id: number, code: ErrorCode, message: string }
 export interface ErrorMessage { t: 'error', code: ErrorCode, message: string }
 export interface Pong { t: 'pong' }
-/** The answer to `getsig`: when `found`, the payload is a serialized one-file BlockIndex (@fsyncd/delta, file 0). */
-export interface Sig { t: 'sig', id: number, found: boolean }
+/**
+ * The answer to `getsig`: when `found`, the payload is a serialized one-file BlockIndex
+ * (@fsyncd/delta, file 0), split over several `sig` frames of the same id when it is bigger than
+ * a frame: each but the last says `more`.
+ */
+export interface Sig { t: 'sig', id: number, found: boolean, more?: boolean }
+/** The block size of the sums a server keeps ready (what clients ask for). */
+export const SIG_BLOCK_SIZE = 1024
+/** Sums bigger than this (content of ~5.6 GB at 1 KiB blocks) are not sent: the file goes without a delta. */
+export const MAX_SIG_BYTES = 64 * 1024 * 1024
 
 export type Operation = Mkdir | Symlink | Delete | Move | Attrs | PutFile | PutFiles
 export type Message =
@@ -281,7 +289,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
   end: (o) => ({ t: 'end', id: uint(o, 'id', ID_MAX) }),
   abort: (o) => ({ t: 'abort', id: uint(o, 'id', ID_MAX) }),
   getsig: (o) => ({ t: 'getsig', id: uint(o, 'id', ID_MAX), hash: bytes(o, 'hash', HASH_BYTES), blockSize: uint(o, 'blockSize', 65536) }),
-  sig: (o) => ({ t: 'sig', id: uint(o, 'id', ID_MAX), found: bool(o, 'found') }),
+  sig: (o) => ({ t: 'sig', id: uint(o, 'id', ID_MAX), found: bool(o, 'found'), ...(o.more === undefined ? {} : { more: bool(o, 'more') }) }),
   bye: () => ({ t: 'bye' }),
   ping: () => ({ t: 'ping' }),
   ack: (o) => ({ t: 'ack', ids: list(o, 'ids', MAX_IDS_PER_ACK).map((id) => uint({ t: 'ack', id }, 'id', ID_MAX)) }),

@@ -65,7 +65,7 @@ const samples: { [K in MessageType]: Array<Extract<Message, { t: K }>> } = {
   ],
   data: [{ t: 'data', id: 6, z: 0 }, { t: 'data', id: 6, z: 1 }],
   getsig: [{ t: 'getsig', id: 12, hash: h32(12), blockSize: 1024 }],
-  sig: [{ t: 'sig', id: 12, found: true }, { t: 'sig', id: 12, found: false }],
+  sig: [{ t: 'sig', id: 12, found: true }, { t: 'sig', id: 12, found: false }, { t: 'sig', id: 12, found: true, more: true }],
   copy: [
     { t: 'copy', id: 7, base: h32(9), ranges: [] },
     { t: 'copy', id: 7, base: h32(9), ranges: [[0, 0], [Number.MAX_SAFE_INTEGER, MAX_COPY_LENGTH]] },

@@ -8,7 +8,7 @@ import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
   type Compression, type Connection, ErrorCode, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
-  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8, type WireEntry, wireEntryBound, HEADER_ITEMS_BUDGET,
+  type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8, type WireEntry, wireEntryBound, HEADER_ITEMS_BUDGET, MAX_SIG_BYTES,
 } from '@fsyncd/protocol'
 import type { History, HistoryRecord } from './history.js'
 import type { IncomingFile } from './incoming-file.js'
@@ -151,9 +151,14 @@ export class Session {
       case 'list': return await this.#sendListing()
       case 'getsig': {
         if (msg.blockSize < 512) throw new FsyncdError(ErrorCode.MALFORMED, `getsig: block size ${msg.blockSize} below 512`)
-        const sums = await this.#store.blockSums(msg.hash, msg.blockSize)
-        const fits = sums !== undefined && sums.length <= MAX_FRAME - 1024
-        return await this.#conn.send({ t: 'sig', id: msg.id, found: fits }, fits ? sums : undefined)
+        const sums = await this.#store.sums.get(msg.hash, msg.blockSize)
+        if (sums === undefined || sums.length > MAX_SIG_BYTES) return await this.#conn.send({ t: 'sig', id: msg.id, found: false })
+        const part = MAX_FRAME - 1024
+        for (let at = 0; ; at += part) {
+          const more = at + part < sums.length
+          await this.#conn.send({ t: 'sig', id: msg.id, found: true, ...(more ? { more } : {}) }, sums.subarray(at, at + part))
+          if (!more) return
+        }
       }
       case 'mkdir':
         this.#note(msg.id, { op: 'mkdir', path: msg.path })

@@ -13,11 +13,10 @@ import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { type Entry, ErrorCode, FsyncdError, type Manifest, parentOf, STATE_DIR } from '@fsyncd/protocol'
-import { BlockIndex, createStrongHasher, type StrongHasher } from '@fsyncd/delta'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
-let hasher: Promise<StrongHasher> | undefined
 import { IncomingFile } from './incoming-file.js'
+import { BlockSums } from './block-sums.js'
 import { partialName, Partials } from './partials.js'
 
 export interface FileMeta { hash: Buffer, size: number, mode: number, mtime: number }
@@ -34,6 +33,7 @@ export class Store {
   readonly #tmpDir: string
   readonly #indexFile: string
   #partials: Partials | undefined
+  #sums: BlockSums | undefined
   /** Folders (wire paths, '' = root) whose entries changed since the last flush. */
   readonly #dirty = new Set<string>()
   /** Folders known to be real folders (not links) since the last structural change. */
@@ -64,6 +64,12 @@ export class Store {
     await mkdir(store.#tmpDir, { recursive: true })
     await store.tree.load(store.#indexFile)
     await store.tree.scan('')
+    store.#sums = new BlockSums(join(root, STATE_DIR, 'sums'), async (hash) => await store.#exclusive(async () => {
+      await store.#installQueued()
+      const p = await store.#pathOfContent(hash)
+      return p === undefined ? undefined : store.abs(p)
+    }))
+    store.#sums.prune((hash) => store.manifest.hasContent(hash))
     await store.saveIndex()
     return store
   }
@@ -178,6 +184,11 @@ export class Store {
     return await IncomingFile.resume(partial, tmp, op.resume, op.prefix, resolve, op.size)
   }
 
+  /** The block sums of the content held here (the server's persistent block index). */
+  get sums (): BlockSums {
+    return this.#sums as BlockSums
+  }
+
   /** Uploads cut short, kept to resume. */
   get partials (): Partials {
     return this.#partials as Partials
@@ -286,34 +297,6 @@ export class Store {
     }
   }
 
-  /**
-   * Block sums of the content with this SHA-256, serialized (see protocol/SPEC.md `getsig`), or
-   * undefined when the server holds no such content.
-   */
-  async blockSums (hash: Buffer, blockSize: number): Promise<Uint8Array | undefined> {
-    const path = await this.#exclusive(async () => {
-      await this.#installQueued()
-      return await this.#pathOfContent(hash)
-    })
-    if (path === undefined) return undefined
-    hasher ??= createStrongHasher()
-    const index = new BlockIndex(blockSize)
-    const writer = index.addFile(0, await hasher)
-    const fh = await open(this.abs(path), 'r')
-    try {
-      const buf = Buffer.allocUnsafe(1024 * 1024)
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null)
-        if (bytesRead === 0) break
-        writer.push(buf.subarray(0, bytesRead))
-      }
-    } finally {
-      await fh.close()
-    }
-    writer.end()
-    return index.serialize()
-  }
-
   async saveIndex (): Promise<void> {
     clearTimeout(this.#saveTimer)
     this.#saveTimer = undefined
@@ -329,6 +312,7 @@ export class Store {
     this.#saveTimer = setTimeout(() => {
       this.#saveTimer = undefined
       this.tree.save(this.#indexFile).catch(() => {})
+      this.sums.prune((hash) => this.manifest.hasContent(hash))
     }, delayMs)
     this.#saveTimer.unref()
   }
@@ -353,6 +337,7 @@ export class Store {
     // rename changes ctime: stamp what is at the final name now.
     this.tree.record(path, entry, lstatSync(this.abs(path)))
     this.partials.drop(hash, st.size)
+    this.sums.schedule(hash, st.size)
   }
 
   /** Renames `tmp` over `path`, clearing a folder that stood there. */
