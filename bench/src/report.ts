@@ -1,6 +1,7 @@
 /** The Markdown the bench prints (and keeps in bench/README.md). Raw numbers go to the JSON. */
 import { availableParallelism, cpus, release, totalmem } from 'node:os'
 import type { ScenarioResult, ToolOutcome } from './compare.js'
+import { type FuzzResult, KNOWN_ISSUES } from './fuzz-common.js'
 import type { ScaleResult } from './scale.js'
 import type { WatchResult } from './watch-latency.js'
 
@@ -83,6 +84,27 @@ export function scaleTable (s: ScaleResult): string {
   for (const r of s.rows) {
     lines.push(`| ${r.tool} | ${ms(r.initial.wallMs)} | ${bytes(r.initial.total)} | ${mib(r.initial.clientRss)} | ${mib(r.initial.serverRss)} | ${ms(r.noop.wallMs)} | ${bytes(r.noop.total)} | ${r.mismatch.length === 0 ? 'ok' : '**MISMATCH**'} |`)
   }
+  return lines.join('\n')
+}
+
+export function fuzzTable (f: FuzzResult): string {
+  const lines = [
+    `Seed ${f.seed}${f.strict ? ' (strict: known issues fail)' : ''}. Replay a failure with \`node bench/dist/run.js --only fuzz --seed ${f.seed} --fuzz-case L:I\`.`,
+    '',
+    '| layer | cases | failures | cases/s | time | max server RSS |',
+    '|---|---:|---:|---:|---:|---:|',
+  ]
+  for (const l of f.layers) {
+    lines.push(`| ${l.layer} | ${l.cases.toLocaleString('en')} | ${l.failures === 0 ? '0' : `**${l.failures}**`} | ${(l.cases / Math.max(l.ms, 1) * 1000).toFixed(0)} | ${ms(l.ms)} | ${l.maxRss === undefined ? '—' : mib(l.maxRss)} |`)
+  }
+  lines.push('')
+  for (const l of f.layers) for (const n of l.notes) lines.push(`- ${l.layer.split(' ')[0] as string}: ${n}`)
+  const known = Object.entries(f.known).filter(([, n]) => (n ?? 0) > 0)
+  if (known.length > 0) {
+    lines.push('', 'Known issues (reported, not fixed yet: KNOWN_ISSUES in src/fuzz-common.ts, repros in bench/repro/). Hits count the cases that met one, or that the live layer steered around it; not failures unless --fuzz-strict:')
+    for (const [k, n] of known) lines.push(`- **${k}** (${String(n)} hits): ${KNOWN_ISSUES[k] ?? ''}`)
+  }
+  if (f.failures.length > 0) lines.push('', 'Failures:', ...f.failures.map((s) => `- ${s}`))
   return lines.join('\n')
 }
 

@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: bytes on the wire and time of fsyncd beside rsync and a naive upload, plus
- * watch latency, a many-files scale run and (full runs) the delta engine's speed.
+ * watch latency, a many-files scale run, (full runs) the delta engine's speed, and a fuzz of the
+ * wire protocol in process and against a live server.
  *
- *   node bench/dist/run.js [--quick] [--only initial,edit,…,watch,scale,engine] [--json-out FILE] [--keep]
+ *   node bench/dist/run.js [--quick] [--only initial,edit,…,watch,scale,engine,fuzz] [--json-out FILE] [--keep]
+ *                          [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]
  *
  * Prints Markdown on stdout (progress on stderr), writes JSON to bench/results/<timestamp>.json,
  * and a full unfiltered run refreshes the table in bench/README.md. Exits 1 on a correctness
@@ -12,12 +14,15 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { pathToFileURL } from 'node:url'
 import { runScenario, type ScenarioResult } from './compare.js'
 import { BENCH_DIST, useFsyncdBin } from './proc.js'
 import { freezeProduct, type Product } from './product.js'
-import { machine, machineLine, scaleTable, scenarioTable, watchTable } from './report.js'
+import type { FuzzResult } from './fuzz-common.js'
+import { fuzz } from './fuzz.js'
+import { fuzzTable, machine, machineLine, scaleTable, scenarioTable, watchTable } from './report.js'
 import { scale, type ScaleResult } from './scale.js'
 import { FULL, QUICK, SCENARIOS } from './scenarios.js'
 import { FsyncdTool } from './tools/fsyncd.js'
@@ -26,13 +31,26 @@ import { RsyncDaemon, RsyncTool, rsyncVersion } from './tools/rsync.js'
 import type { Tool } from './tools/tool.js'
 import { watchLatency, type WatchResult } from './watch-latency.js'
 
-const EXTRAS = ['watch', 'scale', 'engine']
+const EXTRAS = ['watch', 'scale', 'engine', 'fuzz']
 const BENCH_DIR = join(BENCH_DIST, '..')
 
-interface Args { quick: boolean, only: string[] | undefined, jsonOut: string | undefined, keep: boolean }
+interface Args {
+  quick: boolean
+  only: string[] | undefined
+  jsonOut: string | undefined
+  keep: boolean
+  /** The fuzz's seed (random when not given; always printed). */
+  seed: number
+  /** Replay one fuzz case, [layer, index]. */
+  fuzzCase: [number, number] | undefined
+  /** Known issues count as failures, and the live fuzz sends their triggers. */
+  fuzzStrict: boolean
+  /** Run one fuzz layer only: 1 in-process, 2 live. */
+  fuzzLayer: number | undefined
+}
 
 function parseArgs (argv: string[]): Args {
-  const args: Args = { quick: false, only: undefined, jsonOut: undefined, keep: false }
+  const args: Args = { quick: false, only: undefined, jsonOut: undefined, keep: false, seed: Math.floor(Math.random() * 2 ** 31), fuzzCase: undefined, fuzzStrict: false, fuzzLayer: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
     const value = (): string => {
@@ -44,8 +62,23 @@ function parseArgs (argv: string[]): Args {
     else if (a === '--keep') args.keep = true
     else if (a.startsWith('--only')) args.only = value().split(',').map((s) => s.trim()).filter((s) => s !== '')
     else if (a.startsWith('--json-out')) args.jsonOut = value()
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep]\n`)
+    else if (a === '--fuzz-strict') args.fuzzStrict = true
+    else if (a.startsWith('--fuzz-layer')) {
+      const v = value()
+      if (v !== '1' && v !== '2') throw new Error('--fuzz-layer is 1 (in-process) or 2 (live server)')
+      args.fuzzLayer = Number(v)
+      args.only ??= ['fuzz']
+    } else if (a.startsWith('--seed')) {
+      const v = Number(value())
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error('--seed needs an integer in 0..2^32-1')
+      args.seed = v
+    } else if (a.startsWith('--fuzz-case')) {
+      const m = /^([123]):(\d+)$/.exec(value())
+      if (m === null) throw new Error('--fuzz-case needs LAYER:INDEX, e.g. 1:4711 (1 in-process, 2 live, 3 live stall)')
+      args.fuzzCase = [Number(m[1]), Number(m[2])]
+      args.only ??= ['fuzz']
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep] [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]\n`)
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -101,6 +134,7 @@ async function main (): Promise<number> {
   let watch: WatchResult | undefined
   let scaled: ScaleResult | undefined
   let engine: Awaited<ReturnType<typeof engineBench>>
+  let fuzzed: FuzzResult | undefined
   try {
     if (rsync !== undefined) {
       daemon = new RsyncDaemon(work)
@@ -121,6 +155,22 @@ async function main (): Promise<number> {
       log(`scale: ${files} files`)
       scaled = await scale(work, files, () => [new FsyncdTool(), ...rsyncs([false])])
     }
+    if (wanted('fuzz')) {
+      log(`fuzz: seed ${args.seed}${args.fuzzCase !== undefined ? `, replaying case ${args.fuzzCase.join(':')}` : ''}${args.fuzzStrict ? ', strict' : ''}`)
+      fuzzed = await fuzz({
+        quick: args.quick,
+        seed: args.seed,
+        strict: args.fuzzStrict,
+        only: args.fuzzCase,
+        layer: args.fuzzLayer,
+        bin: product.bin,
+        // The frozen copy's protocol package, the one its server runs.
+        protocolUrl: pathToFileURL(join(dirname(product.bin), '..', '..', 'protocol', 'dist', 'index.js')).href,
+        work,
+        keep: args.keep,
+        log,
+      })
+    }
     if (!args.quick && wanted('engine')) {
       log('engine: node bench/dist/engine.js')
       engine = await engineBench()
@@ -137,18 +187,20 @@ async function main (): Promise<number> {
     ...scenarios.flatMap((s) => s.outcomes.filter((o) => o.mismatch.length > 0).map((o) => `${s.name} / ${o.tool}: ${o.mismatch.join('; ')}`)),
     ...(watch !== undefined && watch.mismatch.length > 0 ? [`watch: ${watch.mismatch.join('; ')}`] : []),
     ...(scaled?.rows.filter((r) => r.mismatch.length > 0).map((r) => `scale / ${r.tool}: ${r.mismatch.join('; ')}`) ?? []),
+    ...(fuzzed?.failures.map((f) => `fuzz: ${f}`) ?? []),
   ]
   const version = `fsyncd ${product.commit}${product.dirty.length > 0 ? ` with uncommitted changes in ${product.dirty.length} files` : ''}`
   const sections = [`fsyncd bench (${args.quick ? 'quick' : 'full'}) — ${version} — ${machineLine(m)}`]
   if (scenarios.length > 0) sections.push('### Bytes on the wire, one measured sync per tool\n\n' + scenarioTable(scenarios))
   if (watch !== undefined) sections.push('### Watch latency (close() → file at its final name on the server, content checked)\n\n' + watchTable(watch))
   if (scaled !== undefined) sections.push('### Scale\n\n' + scaleTable(scaled))
+  if (fuzzed !== undefined) sections.push('### Wire fuzz (in process, and against a live server over TCP)\n\n' + fuzzTable(fuzzed))
   if (engine !== undefined) sections.push('### Delta engine (bench/dist/engine.js)\n\n' + (engine.output === '' ? `(no output; exit ${String(engine.code)})` : engine.output))
   sections.push(`Total bench time ${(totalMs / 1000).toFixed(1)} s.`)
   const markdown = sections.join('\n\n')
   process.stdout.write(markdown + '\n')
 
-  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, sizes, totalMs, scenarios, watch: watch ?? null, scale: scaled ?? null, engine: engine ?? null, failures }
+  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, sizes, totalMs, scenarios, watch: watch ?? null, scale: scaled ?? null, engine: engine ?? null, fuzz: fuzzed ?? null, failures }
   const out = args.jsonOut ?? join(BENCH_DIR, 'results', `${m.date.replace(/[:.]/g, '-')}.json`)
   await mkdir(join(out, '..'), { recursive: true })
   await writeFile(out, JSON.stringify(json, null, 2) + '\n')
