@@ -74,6 +74,8 @@ interface Link {
 }
 
 const MAX_DIRTY_PATHS = 10_000
+/** --once: passes over files that changed while being sent, before they are reported. */
+const ONCE_PASSES = 3
 const PING_INTERVAL_MS = 30_000
 /** How long the server may say nothing before the client gives up on the connection. */
 const SERVER_SILENCE_MS = 300_000
@@ -137,6 +139,14 @@ export class PushClient {
     try {
       await this.#reconcile(link)
       await link.uploader.drain()
+      // Files that changed while being sent: looked at again once quiet, a few times; what
+      // would not hold still is reported, never left out silently.
+      for (let pass = 1; pass <= ONCE_PASSES && (this.#dirty.size > 0 || this.#fullRescan); pass++) {
+        await new Promise((resolve) => setTimeout(resolve, 250 * pass))
+        await this.#pushDirty(link)
+        await link.uploader.drain()
+      }
+      for (const path of this.#dirty) this.#summary.failures.push({ path, code: ErrorCode.IO, message: 'kept changing while being sent; not synced' })
       await link.conn.send({ t: 'bye' })
       link.conn.close()
       await link.answers.catch(() => {})
@@ -291,6 +301,7 @@ export class PushClient {
       ...(this.#blocks !== undefined ? { blocks: this.#blocks } : {}),
       ...(partials !== undefined ? { partials } : {}),
       onDirty: (p) => this.#markDirty([p]),
+      isScanned: (p, st) => this.#tree.isVersion(p, st),
       onFailure: (f) => this.#log.error(f, 'the server refused a change'),
     })
     const answers = uploader.readAnswers()
@@ -369,8 +380,7 @@ export class PushClient {
     }, this.#opts.debounceMs ?? 10)
   }
 
-  async #pushDirty (): Promise<void> {
-    const link = this.#link
+  async #pushDirty (link = this.#link): Promise<void> {
     if (link === undefined) return
     let scope: string[]
     if (this.#fullRescan) {
@@ -454,7 +464,7 @@ export class PushClient {
     if (blocks === undefined) return
     const uploads = ops.filter((op): op is Extract<PlannedOp, { t: 'file' }> => op.t === 'file' && !op.have && op.entry.size >= blocks.blockSize)
     if (uploads.length === 0) return
-    for (const [p, hash] of unindexed) blocks.indexFile(this.#tree.abs(p), hash)
+    for (const [p, hash] of unindexed) await blocks.indexFile(this.#tree.abs(p), hash)
     const missing = new Map<string, Buffer>()
     for (const op of uploads) {
       const basis = op.basis

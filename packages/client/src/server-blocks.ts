@@ -90,7 +90,7 @@ export class ServerBlocks {
    * trusted when its stat still matches that version (the file was just read and hashed, so a
    * second hash pass would only cost time). False when it was not indexed.
    */
-  indexFile (abs: string, hash: Buffer, version?: Stats): boolean {
+  async indexFile (abs: string, hash: Buffer, version?: Stats): Promise<boolean> {
     let fd: number
     try { fd = openSync(abs, 'r') } catch { return false }
     try {
@@ -98,12 +98,15 @@ export class ServerBlocks {
       const pending = this.begin(hash)
       if (pending === undefined) return true
       const h = version === undefined ? createHash('sha256') : undefined
-      for (;;) {
+      for (let n = 1; ; n++) {
         const chunk = Buffer.allocUnsafe(READ_CHUNK)
         const got = readSync(fd, chunk, 0, chunk.length, null)
         if (got === 0) break
         h?.update(chunk.subarray(0, got))
         pending.push(chunk.subarray(0, got))
+        // Synchronous reads (fast from the page cache), yielding now and then: pings and the
+        // server's answers must not wait for a big file.
+        if (n % 32 === 0) await new Promise((resolve) => setImmediate(resolve))
       }
       if (version !== undefined ? !sameVersion(version, fstatSync(fd)) : !(h as Hash).digest().equals(hash)) return false
       pending.commit()

@@ -62,6 +62,8 @@ export interface UploaderOptions {
   maxInflightBytes?: number
   /** Told about a path that must be looked at again (it changed while being sent, or failed). */
   onDirty?: (path: string) => void
+  /** Whether a file's stat is the version the scan hashed; without it, size and mtime decide. */
+  isScanned?: (path: string, st: Stats) => boolean
   /** Told about each operation the server refused. */
   onFailure?: (f: Failure) => void
   /** The client's cache of the server's blocks; without it every upload is literal. */
@@ -108,6 +110,7 @@ export class Uploader {
       for await (const { msg, payload } of this.#conn) {
         if (msg.t === 'sig') {
           // Sums bigger than a frame come in parts (`more`), bounded by MAX_SIG_BYTES in all.
+          if (!this.#sigWaiters.has(msg.id)) continue // not asked for (or given up on)
           const parts = this.#sigParts.get(msg.id) ?? []
           if (msg.found) parts.push(payload)
           if (msg.found && msg.more === true && parts.reduce((n, p) => n + p.length, 0) <= MAX_SIG_BYTES) {
@@ -179,7 +182,7 @@ export class Uploader {
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */
   async drain (): Promise<void> {
-    this.#indexSent() // while the server finishes
+    await this.#indexSent() // while the server finishes
     while (this.#pending.size > 0 || this.#retrying > 0) await this.#wait()
   }
 
@@ -308,7 +311,7 @@ export class Uploader {
     const fh = await open(abs, 'r').catch(() => undefined)
     if (fh === undefined) return -1
     const blocks = this.#opts.blocks
-    if (blocks !== undefined) this.#indexSent() // earlier files of this sync become bases
+    if (blocks !== undefined) await this.#indexSent() // earlier files of this sync become bases
     const deltifier = op.noDelta !== true && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
     const literals = new LiteralEncoder()
     let sent = 0
@@ -345,7 +348,7 @@ export class Uploader {
       // The scan hashed this version (size, mtime); one that differs, or changes while read, is
       // not sent. No second hash pass here: the server checks the whole file's SHA-256.
       const before = await fh.stat()
-      if (before.size !== entry.size || mtimeOf(before) !== entry.mtime) return -1
+      if (before.size !== entry.size || mtimeOf(before) !== entry.mtime || this.#opts.isScanned?.(path, before) === false) return -1
       const resumeAt = op.noResume === true ? 0 : this.#takePartial(entry)
       let prefix: Buffer | undefined
       if (resumeAt > 0) {
@@ -393,9 +396,9 @@ export class Uploader {
    * Adds the files sent since the last call to the cache of the server's blocks. The server
    * applies operations in order, so later files may copy from these.
    */
-  #indexSent (): void {
+  async #indexSent (): Promise<void> {
     const blocks = this.#opts.blocks
-    for (const f of this.#toIndex.splice(0)) blocks?.indexFile(f.abs, f.hash, f.version)
+    for (const f of this.#toIndex.splice(0)) await blocks?.indexFile(f.abs, f.hash, f.version)
   }
 
   /** The bytes the server holds of this content from an upload cut short (once), or 0. */
@@ -429,6 +432,14 @@ export class Uploader {
       this.stats.dataBytes -= op.entry.size
       const retry: FileOp = { ...op, noDelta: true }
       await this.#send(retry)
+      return
+    }
+    if (op.t === 'file' && !op.have && code === 'HASH_MISMATCH') {
+      // Sent whole and still not the content the scan hashed: the file changed without its
+      // size, mtime or stat showing it in time. Look again; the next plan sends what is there.
+      this.stats.filesSent--
+      this.stats.dataBytes -= op.entry.size
+      this.#changedUnderUs(op.path)
       return
     }
     const path = op.t === 'move' ? op.to : op.path

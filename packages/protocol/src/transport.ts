@@ -48,7 +48,7 @@ export async function dial (opts: DialOptions): Promise<Socket> {
     maxVersion: 'TLSv1.3',
     ciphers: TLS_CIPHERS,
     pskCallback: () => ({ psk: key, identity: TLS_PSK_IDENTITY }),
-    // No certificate is involved: the PSK authenticates the server.
+    // No certificate is involved: the PSK authenticates the server (one presented is refused below).
     checkServerIdentity: () => undefined,
   }
   const socket = tlsConnect(options)
@@ -57,6 +57,11 @@ export async function dial (opts: DialOptions): Promise<Socket> {
     await settle(socket, 'secureConnect')
   } catch (err) {
     throw tlsError(err)
+  }
+  // Only the PSK may authenticate the server: a certificate (any CA's) means another kind of peer.
+  if (Object.keys(socket.getPeerCertificate()).length > 0) {
+    socket.destroy()
+    throw new FsyncdError(ErrorCode.AUTH, 'the server presented a certificate instead of proving the token: not an fsyncd server')
   }
   return socket
 }

@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockIndex, createStrongHasher, type StrongHasher } from '@fsyncd/delta'
-import { SIG_BLOCK_SIZE } from '@fsyncd/protocol'
+import { MAX_SIG_BYTES, SIG_BLOCK_SIZE } from '@fsyncd/protocol'
 
 /** Contents smaller than this are not worth sums: a cold client sends them whole. */
 export const SUMS_MIN_SIZE = 64 * 1024
@@ -48,7 +48,7 @@ export class BlockSums {
 
   /** Computes the sums of content that just landed, once the server is quiet. */
   schedule (hash: Buffer, size: number): void {
-    if (size < SUMS_MIN_SIZE) return
+    if (size < SUMS_MIN_SIZE || Math.ceil(size / SIG_BLOCK_SIZE) * 12 > MAX_SIG_BYTES) return
     this.#queue.set(hash.toString('hex'), hash)
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
@@ -65,7 +65,8 @@ export class BlockSums {
     const path = await this.#locate(hash)
     if (path === undefined) return undefined
     const sums = await compute(path, hash, blockSize)
-    if (sums !== undefined) await store(file, sums).catch(() => {})
+    // Only the size clients use is kept: any other a peer asks for is computed, never stored.
+    if (sums !== undefined && blockSize === SIG_BLOCK_SIZE) await store(file, sums).catch(() => {})
     return sums
   }
 
@@ -101,6 +102,8 @@ async function compute (path: string, hash: Buffer, blockSize: number): Promise<
   const fh = await open(path, 'r').catch(() => undefined)
   if (fh === undefined) return undefined
   try {
+    // Sums that could not be sent are not computed (12 bytes a block, in memory twice).
+    if (Math.ceil((await fh.stat()).size / blockSize) * 12 > MAX_SIG_BYTES) return undefined
     const buf = Buffer.allocUnsafe(1024 * 1024)
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, null)

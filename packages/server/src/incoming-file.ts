@@ -76,6 +76,8 @@ export class IncomingFile {
         if (got === 0) throw new FsyncdError(ErrorCode.MISSING, 'the partial upload shrank')
         file.#hash.update(buf.subarray(0, got))
         file.size += got
+        // Other sessions go on while a big prefix is hashed.
+        if (file.size % WRITE_BACK_EVERY < got) await new Promise((resolve) => setImmediate(resolve))
       }
       if (!file.digest().equals(prefix)) throw new FsyncdError(ErrorCode.MISSING, 'the partial upload differs from the client\'s file')
       return file
@@ -138,6 +140,7 @@ export class IncomingFile {
   /** Makes what arrived durable and moves it to `path` (an upload cut short, kept to resume). */
   async keepAs (path: string): Promise<void> {
     try {
+      await this.#writeBack?.catch(() => {})
       await fsyncAsync(this.#fd)
     } finally {
       this.close()

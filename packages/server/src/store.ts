@@ -170,7 +170,8 @@ export class Store {
    * content; the caller writes data into it, then `commitFile` (or `keepPartial` if cut short).
    */
   async beginFile (path: string, op: { hash: Buffer, size: number, resume?: number, prefix?: Buffer }): Promise<IncomingFile> {
-    await this.#checkParents(path)
+    // Under the lock like every check: its findings are cached for the operations that act.
+    await this.#exclusive(async () => await this.#checkParents(path))
     const resolve = async (hash: Buffer): Promise<string | undefined> => await this.#exclusive(async () => {
       await this.#installQueued()
       const p = await this.#pathOfContent(hash)
@@ -181,7 +182,13 @@ export class Store {
     if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, resolve, op.size)
     const partial = this.partials.take(op.hash, op.size)
     if (partial === undefined) throw new FsyncdError(ErrorCode.MISSING, 'no partial upload of this content to resume')
-    return await IncomingFile.resume(partial, tmp, op.resume, op.prefix, resolve, op.size)
+    try {
+      return await IncomingFile.resume(partial, tmp, op.resume, op.prefix, resolve, op.size)
+    } catch (err) {
+      // Whatever went wrong with the partial, the client's answer is the same: send it all.
+      if (err instanceof FsyncdError) throw err
+      throw new FsyncdError(ErrorCode.MISSING, `the partial upload cannot be resumed: ${(err as Error).message}`)
+    }
   }
 
   /** The block sums of the content held here (the server's persistent block index). */
@@ -278,23 +285,27 @@ export class Store {
    * folders' own mtimes restored (creating an entry moves them). Acks may go out after this.
    */
   async flush (): Promise<void> {
-    await this.#exclusive(async () => await this.#installQueued())
-    crashPoint('before-dir-fsync')
-    const dirs = [...this.#dirty]
-    this.#dirty.clear()
-    for (const dir of dirs) {
-      const fh = await open(this.abs(dir), 'r').catch(() => undefined)
-      if (fh === undefined) continue // removed since: its parent is in the set too
-      try {
-        await fh.sync()
-      } finally {
-        await fh.close()
+    // Whole, under the lock: a session's flush that finds nothing to do must not return (and
+    // ack) while another's is still fsyncing the folders of files it installed for both.
+    await this.#exclusive(async () => {
+      await this.#installQueued()
+      crashPoint('before-dir-fsync')
+      const dirs = [...this.#dirty]
+      this.#dirty.clear()
+      for (const dir of dirs) {
+        const fh = await open(this.abs(dir), 'r').catch(() => undefined)
+        if (fh === undefined) continue // removed since: its parent is in the set too
+        try {
+          await fh.sync()
+        } finally {
+          await fh.close()
+        }
       }
-    }
-    for (const dir of dirs) {
-      const e = dir === '' ? undefined : this.manifest.get(dir)
-      if (e?.kind === 'dir') await utimes(this.abs(dir), new Date(e.mtime), new Date(e.mtime)).catch(() => {})
-    }
+      for (const dir of dirs) {
+        const e = dir === '' ? undefined : this.manifest.get(dir)
+        if (e?.kind === 'dir') await utimes(this.abs(dir), new Date(e.mtime), new Date(e.mtime)).catch(() => {})
+      }
+    })
   }
 
   async saveIndex (): Promise<void> {

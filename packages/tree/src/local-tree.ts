@@ -189,6 +189,12 @@ export class LocalTree {
     return true
   }
 
+  /** Whether `st` describes the version of `path` the last scan hashed (same stat stamp). */
+  isVersion (path: string, st: Stats): boolean {
+    const stamp = this.#stamps.get(path)
+    return stamp !== undefined && sameStamp(stamp, stampOf(st))
+  }
+
   /** Persists manifest and stat stamps (a cache: a lost write only costs hashing). */
   async save (file: string): Promise<void> {
     await saveManifest(file, `local:${this.root}`, this.manifest, this.#stamps)
