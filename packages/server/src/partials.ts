@@ -62,6 +62,7 @@ export class Partials {
 
   /** What a client may resume, newest first. */
   list (): PartialUpload[] {
+    this.#expire()
     return [...this.#kept.values()].reverse().slice(0, MAX_PARTIALS).map((k) => [k.hash, k.size, k.have])
   }
 
@@ -89,6 +90,16 @@ export class Partials {
   drop (hash: Buffer, size: number): void {
     const name = partialName(hash, size)
     if (this.#kept.delete(name)) this.#unlink(name)
+  }
+
+  /** Drops what is older than MAX_AGE_MS (the oldest come first). */
+  #expire (): void {
+    const cutoff = Date.now() - MAX_AGE_MS
+    for (const [name, kept] of this.#kept) {
+      if (kept.at >= cutoff) break
+      this.#kept.delete(name)
+      this.#unlink(name)
+    }
   }
 
   #evict (): void {
