@@ -62,8 +62,8 @@ export interface UploaderOptions {
   maxInflightBytes?: number
   /** Told about a path that must be looked at again (it changed while being sent, or failed). */
   onDirty?: (path: string) => void
-  /** Whether a file's stat is the version the scan hashed; without it, size and mtime decide. */
-  isScanned?: (path: string, st: Stats) => boolean
+  /** Whether a file's stat is the version the scan hashed (undefined: unknown; size and mtime decide). */
+  isScanned?: (path: string, st: Stats) => boolean | undefined
   /** Told about each operation the server refused. */
   onFailure?: (f: Failure) => void
   /** The client's cache of the server's blocks; without it every upload is literal. */

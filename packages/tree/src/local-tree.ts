@@ -189,10 +189,10 @@ export class LocalTree {
     return true
   }
 
-  /** Whether `st` describes the version of `path` the last scan hashed (same stat stamp). */
-  isVersion (path: string, st: Stats): boolean {
+  /** Whether `st` describes the version of `path` the last scan hashed (same stat stamp); undefined when no stamp is known. */
+  isVersion (path: string, st: Stats): boolean | undefined {
     const stamp = this.#stamps.get(path)
-    return stamp !== undefined && sameStamp(stamp, stampOf(st))
+    return stamp === undefined ? undefined : sameStamp(stamp, stampOf(st))
   }
 
   /** Persists manifest and stat stamps (a cache: a lost write only costs hashing). */
