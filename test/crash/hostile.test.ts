@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { deflateRawSync, brotliCompressSync } from 'node:zlib'
-import { type Connection, encodeFramePrefix, encodeMessage, MAX_FRAME, type Message } from '@fsyncd/protocol'
+import { clientHandshake, type Connection, encodeFramePrefix, encodeMessage, MAX_FRAME, type Message } from '@fsyncd/protocol'
 import { diffTrees, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
 import { closedAfter, fdsUnder, openRaw, openSession, pushBounded, sleep, tempFiles } from '../helpers/faults.js'
 
@@ -273,4 +273,24 @@ t.test('a files batch that fails while its temp files are being created leaks no
   await sleep(500)
   t.same(tempFiles(dest), [], 'no temp file left behind')
   t.same(fdsUnder(server.proc.pid, join(dest, '.fsyncd')), [], 'no descriptor left open under .fsyncd')
+})
+
+t.test('a flood of silent connections from one address does not evict another address\'s handshake', async (t) => {
+  const dest = tempDir()
+  const server = await startServer(dest, { args: ['--log-level', 'error'] })
+  t.teardown(() => server.stop())
+  // The slow but honest client connects first (the oldest in the pool), then a flood arrives
+  // from another address, more than the pool holds (64).
+  const honest = await openRaw(server.port, '127.0.0.3')
+  const flood: Connection[] = []
+  for (let i = 0; i < 100; i++) flood.push(await openRaw(server.port, '127.0.0.2'))
+  await sleep(300)
+  t.teardown(() => { for (const c of flood) c.destroy() })
+  await clientHandshake(honest, undefined)
+  honest.maxFrame = MAX_FRAME
+  const ready = await honest.expect('ready')
+  t.equal(ready.t, 'ready', 'the honest client, oldest in the pool, still completes its handshake')
+  const open = flood.filter((c) => !c.socket.destroyed).length
+  t.ok(open <= 64, `the flood evicted its own (${open} of 100 still open)`)
+  honest.destroy()
 })

@@ -317,8 +317,9 @@ export async function checkOnce (root: string, allowed: Map<string, string[]>): 
 
 // ---- raw protocol sessions ----------------------------------------------------------------------
 
-export async function openRaw (port: number): Promise<Connection> {
-  const socket = connect(port, '127.0.0.1')
+/** A raw connection to the server, from `localAddress` (any 127.x.y.z works on Linux loopback). */
+export async function openRaw (port: number, localAddress?: string): Promise<Connection> {
+  const socket = connect({ port, host: '127.0.0.1', ...(localAddress !== undefined ? { localAddress } : {}) })
   await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
   return new Connection(socket)
 }

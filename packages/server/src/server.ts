@@ -88,12 +88,9 @@ export class SyncServer {
       return
     }
     // Strangers that have not authenticated yet live in a bounded pool of their own: when it is
-    // full the oldest is dropped, so silent sockets can delay a handshake, never lock clients out.
-    if (this.#preAuth.size >= MAX_PRE_AUTH) {
-      const [oldest, evict] = this.#preAuth.entries().next().value as [Socket, () => void]
-      this.#preAuth.delete(oldest)
-      evict()
-    }
+    // full, the oldest connection of the address holding the most is dropped. A flood from one
+    // address evicts itself; others' handshakes go on.
+    if (this.#preAuth.size >= MAX_PRE_AUTH) this.#evictPreAuth()
     this.#preAuth.set(socket, () => socket.destroy())
     this.#sockets.add(socket)
     socket.on('close', () => {
@@ -137,6 +134,20 @@ export class SyncServer {
         this.#startSession(socket, tls, log, Math.max(1, authTimeoutMs - (Date.now() - started)))
       })
     })
+  }
+
+  #evictPreAuth (): void {
+    const count = new Map<string | undefined, number>()
+    for (const s of this.#preAuth.keys()) count.set(s.remoteAddress, (count.get(s.remoteAddress) ?? 0) + 1)
+    let busiest: string | undefined
+    let most = 0
+    for (const [address, n] of count) if (n > most) { busiest = address; most = n }
+    for (const [s, evict] of this.#preAuth) {
+      if (s.remoteAddress !== busiest) continue
+      this.#preAuth.delete(s)
+      evict()
+      return
+    }
   }
 
   /** Runs the protocol over `stream` (the socket itself, or TLS over it). */
