@@ -7,7 +7,7 @@
 import { once } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { Packr } from 'msgpackr'
-import { ErrorCode, FsyncdError, truncateUtf8 } from './errors.js'
+import { ErrorCode, FsyncdError, PeerError, truncateUtf8 } from './errors.js'
 import { encodeFramePrefix, type Frame, FrameDecoder } from './frame.js'
 import { type Message, validateMessage } from './messages.js'
 
@@ -125,7 +125,7 @@ export class Connection {
   async expect<T extends Message['t']> (type: T): Promise<Extract<Message, { t: T }>> {
     const item = await this.next()
     if (item === undefined) throw new FsyncdError(ErrorCode.CLOSED, `connection closed while waiting for "${type}"`)
-    if (item.msg.t === 'error') throw new FsyncdError(item.msg.code, `peer: ${item.msg.message}`)
+    if (item.msg.t === 'error') throw new PeerError(item.msg.code, `peer: ${item.msg.message}`)
     if (item.msg.t !== type) throw new FsyncdError(ErrorCode.UNEXPECTED, `expected "${type}", got "${item.msg.t}"`)
     return item.msg as Extract<Message, { t: T }>
   }

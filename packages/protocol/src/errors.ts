@@ -47,6 +47,9 @@ export class FsyncdError extends Error {
   }
 }
 
+/** What the peer itself reported in an `error` message: there is nothing to answer it. */
+export class PeerError extends FsyncdError {}
+
 /** Cuts `text` to at most `maxBytes` of UTF-8 without splitting a character (wire strings are capped in bytes). */
 export function truncateUtf8 (text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text

@@ -7,7 +7,7 @@
 import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
-  type Compression, type Connection, ErrorCode, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
+  type Compression, type Connection, ErrorCode, PeerError, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
   type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8, type WireEntry, wireEntryBound, HEADER_ITEMS_BUDGET, MAX_SIG_BYTES,
 } from '@fsyncd/protocol'
 import type { History, HistoryRecord } from './history.js'
@@ -103,7 +103,8 @@ export class Session {
       const e = err instanceof FsyncdError ? err : new FsyncdError(ErrorCode.IO, (err as Error).message, { cause: err })
       if (e.code === ErrorCode.CLOSED) this.#log.info({ err: e.message }, 'connection closed')
       else this.#log.warn({ code: e.code, err: e.message }, 'session ended with an error')
-      await conn.fail(e.code, e.message)
+      if (e instanceof PeerError) conn.destroy() // it told us; echoing its code back says nothing
+      else await conn.fail(e.code, e.message)
     } finally {
       // Uploads cut short keep what arrived (if worth it), for the next upload of that content.
       for (const u of this.#uploads.values()) {
