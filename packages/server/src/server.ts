@@ -111,6 +111,7 @@ export class SyncServer {
       log.info('TLS handshake timed out')
       socket.destroy()
     }, authTimeoutMs)
+    socket.once('close', () => clearTimeout(deadline))
     socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'))
     socket.once('data', (first: Buffer) => {
       socket.pause()
