@@ -46,7 +46,14 @@ export interface UploadStats {
 
 export interface Failure { path: string, code: ErrorCode, message: string }
 
-interface Pending { op: PlannedOp, bytes: number, resumed?: boolean, nacked?: boolean }
+interface Pending {
+  op: PlannedOp
+  bytes: number
+  resumed?: boolean
+  nacked?: boolean
+  /** What the stats counted for this file (taken back if the server refuses it). */
+  counted?: 'sent' | 'deduplicated'
+}
 
 /**
  * A `file` upload, and whether it may use the delta path (not after the server refused a delta)
@@ -236,8 +243,7 @@ export class Uploader {
       const pending = this.#opts.blocks?.begin(b.op.entry.hash)
       pending?.push(b.data)
       pending?.commit()
-      this.stats.filesSent++
-      this.stats.dataBytes += b.op.entry.size
+      this.#count(b.pending, 'sent')
     }
     this.stats.literalBytes += payload.length
   }
@@ -257,8 +263,7 @@ export class Uploader {
     }
     const e = op.entry
     if (op.have) {
-      this.stats.filesDeduplicated++
-      this.stats.dataBytes += e.size
+      this.#count(pending, 'deduplicated')
       await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true })
       return
     }
@@ -275,8 +280,27 @@ export class Uploader {
       this.#changedUnderUs(op.path)
       return
     }
-    this.stats.filesSent++
-    this.stats.dataBytes += e.size
+    // A file refused while it streamed is sent again by the nack's handler, and counted there.
+    if (pending.nacked !== true) this.#count(pending, 'sent')
+  }
+
+  #count (pending: Pending, as: 'sent' | 'deduplicated'): void {
+    const op = pending.op
+    if (op.t !== 'file') return
+    if (as === 'sent') this.stats.filesSent++
+    else this.stats.filesDeduplicated++
+    this.stats.dataBytes += op.entry.size
+    pending.counted = as
+  }
+
+  /** Takes back what #count counted for a file the server refused (it may be sent again). */
+  #uncount (pending: Pending): void {
+    const op = pending.op
+    if (op.t !== 'file' || pending.counted === undefined) return
+    if (pending.counted === 'sent') this.stats.filesSent--
+    else this.stats.filesDeduplicated--
+    this.stats.dataBytes -= op.entry.size
+    pending.counted = undefined
   }
 
   /**
@@ -413,23 +437,20 @@ export class Uploader {
     const op = pending.op
     if (op.t === 'file' && pending.resumed === true && code === 'MISSING') {
       // The partial upload is gone, or differs from our file: send it all (delta still allowed).
-      this.stats.filesSent--
-      this.stats.dataBytes -= op.entry.size
+      this.#uncount(pending)
       const retry: FileOp = { ...op, noResume: true }
       await this.#send(retry)
       return
     }
     if (op.t === 'file' && op.have && code === 'MISSING') {
       // Our model said the server had this content; it does not (any more). Send the data.
-      this.stats.filesDeduplicated--
-      this.stats.dataBytes -= op.entry.size
+      this.#uncount(pending)
       await this.#send({ ...op, have: false })
       return
     }
     if (op.t === 'file' && !op.have && (op as FileOp).noDelta !== true && (code === 'MISSING' || code === 'HASH_MISMATCH')) {
       // A base our cache believed in is gone or differs: the safe path sends every byte.
-      this.stats.filesSent--
-      this.stats.dataBytes -= op.entry.size
+      this.#uncount(pending)
       const retry: FileOp = { ...op, noDelta: true }
       await this.#send(retry)
       return
@@ -437,8 +458,7 @@ export class Uploader {
     if (op.t === 'file' && !op.have && code === 'HASH_MISMATCH') {
       // Sent whole and still not the content the scan hashed: the file changed without its
       // size, mtime or stat showing it in time. Look again; the next plan sends what is there.
-      this.stats.filesSent--
-      this.stats.dataBytes -= op.entry.size
+      this.#uncount(pending)
       this.#changedUnderUs(op.path)
       return
     }

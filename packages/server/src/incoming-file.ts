@@ -162,7 +162,14 @@ export class IncomingFile {
     if (this.#closed) return
     this.#closed = true
     if (!keepBases) this.releaseBases(true)
-    closeSync(this.#fd)
+    // A write-back still queued would sync whatever file reuses the descriptor: close after it.
+    const fd = this.#fd
+    if (this.#writeBack === undefined) {
+      closeSync(fd)
+      return
+    }
+    const closeNow = (): void => { try { closeSync(fd) } catch {} }
+    this.#writeBack.then(closeNow, closeNow)
   }
 
   releaseBases (now = false): void {
