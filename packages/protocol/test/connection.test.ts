@@ -5,7 +5,7 @@ import {
   MAX_FRAME, type Message, PRE_AUTH_MAX_FRAME, serverHandshake,
 } from '../src/index.js'
 import { connectionPair, settlesWithin, socketPair, within } from './helpers/net.js'
-import { Prng } from './helpers/prng.js'
+import { Prng } from '@fsyncd/testkit'
 
 /**
  * `Connection` over real loopback TCP: order and integrity under load in both directions,

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { encodeFramePrefix, ErrorCode, FRAME_PREFIX, type Frame, FrameDecoder, FsyncdError, MAX_HEADER } from '../src/index.js'
-import { Prng, splitAt } from './helpers/prng.js'
+import { Prng, splitAt } from '@fsyncd/testkit'
 
 /**
  * FrameDecoder against the framing diagram in frame.ts: a stream cut at every byte offset (undici's

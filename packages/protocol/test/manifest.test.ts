@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import { type Entry, Manifest, sameEntry } from '../src/index.js'
-import { Prng } from './helpers/prng.js'
+import { Prng } from '@fsyncd/testkit'
 
 /**
  * The Manifest both sides build: its digest (order-free, sensitive to every covered field, blind to

@@ -4,8 +4,8 @@ import {
   MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_IDS_PER_ACK, MAX_MTIME, MAX_PARTIALS, MAX_PATH_BYTES, MAX_RANGES_PER_COPY, type Message,
   type MessageType, NONCE_BYTES, pathProblem, toWireEntry, validateMessage, type WireEntry,
 } from '../src/index.js'
-import { Int64, pack, Pairs, Raw } from './helpers/msgpack.js'
-import { Prng } from './helpers/prng.js'
+import { Int64, pack, Pairs, Raw } from '@fsyncd/testkit'
+import { Prng } from '@fsyncd/testkit'
 
 /**
  * The schema in messages.ts, from both ends: every message type survives encodeMessage →

@@ -1,7 +1,7 @@
 import { posix } from 'node:path'
 import t from 'tap'
 import { checkPath, ErrorCode, FsyncdError, isWithin, MAX_NAME_BYTES, MAX_PATH_BYTES, parentOf, pathProblem, STATE_DIR } from '../src/index.js'
-import { Prng } from './helpers/prng.js'
+import { Prng } from '@fsyncd/testkit'
 
 /**
  * The wire path rules of paths.ts: a table of traversal attempts and odd-but-legal names through

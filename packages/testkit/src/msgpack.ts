@@ -1,9 +1,8 @@
 /**
- * A deliberately small MessagePack writer, independent of msgpackr, so the malformed-input tables
- * can say exactly which bytes go on the wire: own `__proto__` keys, duplicate and non-string keys,
- * 64-bit integers beyond 2^53, floats where integers belong, raw byte splices.
+ * A deliberately small MessagePack writer, independent of msgpackr, so malformed-input tables and
+ * the fuzz can say exactly which bytes go on the wire: own `__proto__` keys, duplicate and
+ * non-string keys, 64-bit integers beyond 2^53, floats where integers belong, raw byte splices.
  */
-
 /** Bytes spliced in as they are. */
 export class Raw {
   constructor (readonly bytes: Buffer) {}
@@ -14,7 +13,7 @@ export class Pairs {
   constructor (readonly pairs: Array<[unknown, unknown]>) {}
 }
 
-/** A 64-bit integer written as uint64 (cf) or int64 (d3), whatever its size. */
+/** A 64-bit integer written as uint64 (cf) or int64 (d3) whatever its size. */
 export class Int64 {
   constructor (readonly value: bigint) {}
 }
@@ -26,7 +25,7 @@ function head (small: number, fix: number, c8: number | undefined, c16: number, 
   const b = Buffer.alloc(5); b[0] = c32; b.writeUInt32BE(n, 1); return b
 }
 
-function int (n: number): Buffer {
+function packInt (n: number): Buffer {
   if (n >= 0) {
     if (n < 0x80) return Buffer.from([n])
     if (n < 0x100) return Buffer.from([0xcc, n])
@@ -41,6 +40,7 @@ function int (n: number): Buffer {
   const b = Buffer.alloc(9); b[0] = 0xd3; b.writeBigInt64BE(BigInt(n), 1); return b
 }
 
+/** MessagePack of `value`, written by hand (independent of msgpackr). */
 export function pack (value: unknown): Buffer {
   const parts: Buffer[] = []
   const write = (v: unknown): void => {
@@ -50,12 +50,12 @@ export function pack (value: unknown): Buffer {
     if (v === true) { parts.push(Buffer.from([0xc3])); return }
     if (v instanceof Int64) {
       const b = Buffer.alloc(9)
-      if (v.value >= 0n) { b[0] = 0xcf; b.writeBigUInt64BE(v.value, 1) } else { b[0] = 0xd3; b.writeBigInt64BE(v.value, 1) }
+      if (v.value >= 0n) { b[0] = 0xcf; b.writeBigUInt64BE(BigInt.asUintN(64, v.value), 1) } else { b[0] = 0xd3; b.writeBigInt64BE(BigInt.asIntN(64, v.value), 1) }
       parts.push(b)
       return
     }
     if (typeof v === 'number') {
-      if (Number.isSafeInteger(v) && !Object.is(v, -0)) { parts.push(int(v)); return }
+      if (Number.isSafeInteger(v) && !Object.is(v, -0)) { parts.push(packInt(v)); return }
       const b = Buffer.alloc(9); b[0] = 0xcb; b.writeDoubleBE(v, 1); parts.push(b)
       return
     }
@@ -65,7 +65,7 @@ export function pack (value: unknown): Buffer {
       return
     }
     if (v instanceof Uint8Array) {
-      parts.push(head(0, 0, 0xc4, 0xc5, 0xc6, v.length), Buffer.from(v))
+      parts.push(head(0, 0, 0xc4, 0xc5, 0xc6, v.length), Buffer.from(v.buffer, v.byteOffset, v.byteLength))
       return
     }
     if (Array.isArray(v)) {

@@ -1,6 +1,6 @@
 /**
- * A seeded random stream (mulberry32) for the protocol tests: every failure replays from its
- * seed, which each test prints in its assertion names. Never Math.random.
+ * A seeded random stream (mulberry32) for tests and the bench's fuzz: every failure replays from
+ * its seed. Never Math.random.
  */
 export class Prng {
   #s: number
@@ -9,7 +9,6 @@ export class Prng {
     this.#s = seed >>> 0
   }
 
-  /** A u32. */
   u32 (): number {
     this.#s = (this.#s + 0x6d2b79f5) >>> 0
     let z = this.#s
@@ -28,22 +27,33 @@ export class Prng {
     return lo + this.below(hi - lo + 1)
   }
 
-  /** True with probability p. */
   chance (p: number): boolean {
     return this.u32() / 2 ** 32 < p
   }
 
   bytes (length: number): Buffer {
-    const out = Buffer.allocUnsafe(length)
-    for (let i = 0; i < length; i++) out[i] = this.u32() & 0xff
-    return out
+    const words = new Uint32Array(Math.ceil(length / 4))
+    for (let i = 0; i < words.length; i++) words[i] = this.u32()
+    return Buffer.from(words.buffer, 0, length)
   }
 
   pick<T> (items: readonly T[]): T {
     return items[this.below(items.length)] as T
   }
 
-  /** Cut points splitting `length` bytes into random chunks of 1..maxChunk bytes. */
+  /** Index drawn with the given weights. */
+  weighted (weights: readonly number[]): number {
+    let total = 0
+    for (const w of weights) total += w
+    let x = this.below(total)
+    for (let i = 0; i < weights.length; i++) {
+      x -= weights[i] as number
+      if (x < 0) return i
+    }
+    return weights.length - 1
+  }
+
+  /** Ascending cut points splitting `length` bytes into chunks of 1..maxChunk bytes (the last is `length`). */
   chunking (length: number, maxChunk: number): number[] {
     const cuts: number[] = []
     let at = 0
@@ -55,12 +65,12 @@ export class Prng {
   }
 }
 
-/** Splits `buf` at the given ascending cut points (the last one is its length). */
+/** Splits `buf` at ascending cut points. */
 export function splitAt (buf: Buffer, cuts: readonly number[]): Buffer[] {
   const out: Buffer[] = []
   let from = 0
   for (const c of cuts) {
-    out.push(buf.subarray(from, c))
+    if (c > from) out.push(buf.subarray(from, c))
     from = c
   }
   if (from < buf.length) out.push(buf.subarray(from))
