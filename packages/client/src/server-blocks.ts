@@ -7,12 +7,11 @@
  * and a stale entry that slips through costs a fallback, never a wrong file: the server checks
  * every rebuilt file's SHA-256.
  */
-import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { BlockIndex, type BlockIndexWriter, createStrongHasher, Deltifier, type StrongHasher } from '@fsyncd/delta'
 import { type Manifest, SIG_BLOCK_SIZE } from '@fsyncd/protocol'
-import { sameVersion } from '@fsyncd/tree'
 import { Packr } from 'msgpackr'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' })
@@ -86,29 +85,27 @@ export class ServerBlocks {
   }
 
   /**
-   * Indexes a local file that holds content `hash`: verified by its SHA-256, or, with `version`,
-   * trusted when its stat still matches that version (the file was just read and hashed, so a
-   * second hash pass would only cost time). False when it was not indexed.
+   * Indexes a local file that holds content `hash`, checked by its SHA-256 as it is read.
+   * False when it was not indexed (gone, unreadable, or not that content any more).
    */
-  async indexFile (abs: string, hash: Buffer, version?: Stats): Promise<boolean> {
+  async indexFile (abs: string, hash: Buffer): Promise<boolean> {
     let fd: number
     try { fd = openSync(abs, 'r') } catch { return false }
     try {
-      if (version !== undefined && !sameVersion(version, fstatSync(fd))) return false
       const pending = this.begin(hash)
       if (pending === undefined) return true
-      const h = version === undefined ? createHash('sha256') : undefined
+      const h = createHash('sha256')
       for (let n = 1; ; n++) {
         const chunk = Buffer.allocUnsafe(READ_CHUNK)
         const got = readSync(fd, chunk, 0, chunk.length, null)
         if (got === 0) break
-        h?.update(chunk.subarray(0, got))
+        h.update(chunk.subarray(0, got))
         pending.push(chunk.subarray(0, got))
         // Synchronous reads (fast from the page cache), yielding now and then: pings and the
         // server's answers must not wait for a big file.
         if (n % 32 === 0) await new Promise((resolve) => setImmediate(resolve))
       }
-      if (version !== undefined ? !sameVersion(version, fstatSync(fd)) : !(h as Hash).digest().equals(hash)) return false
+      if (!h.digest().equals(hash)) return false
       pending.commit()
       return true
     } finally {

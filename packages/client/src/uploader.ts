@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
 import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_SIG_BYTES, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, smallFileBound } from '@fsyncd/protocol'
 import { mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
-import { encodeSmall, LiteralEncoder } from './literals.js'
+import { type Encoded, encodeOnce, LiteralEncoder, looksCompressible } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
 const CHUNK = 1024 * 1024
@@ -18,6 +18,27 @@ const CHUNK = 1024 * 1024
 const INLINE_MAX = 64 * 1024
 /** A batch of small files is sent once it holds this much content. */
 const BATCH_BYTES = 256 * 1024
+/**
+ * Messages waiting in the send chain (see #enqueue) beyond which the sender waits: enough to keep
+ * the thread pool compressing while this thread reads and deltifies, few enough to bound memory
+ * (each holds at most a batch or a read chunk).
+ */
+const MAX_QUEUED_SENDS = 4
+
+/** Small files gathered to travel in one `files` message. */
+class Batch {
+  items: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
+  bytes = 0
+  headerBytes = 0
+
+  take (): Batch['items'] {
+    const items = this.items
+    this.items = []
+    this.bytes = 0
+    this.headerBytes = 0
+    return items
+  }
+}
 
 /** The whole content of a small file if it is exactly the planned version, else undefined. */
 function readStable (abs: string, entry: FileEntry): Buffer | undefined {
@@ -89,15 +110,16 @@ export class Uploader {
   readonly #sigParts = new Map<number, Buffer[]>()
   /** Nacked operations being sent again (see readAnswers). */
   #retrying = 0
-  #batch: Array<{ id: number, pending: Pending, op: Extract<PlannedOp, { t: 'file' }>, data: Buffer }> = []
-  #batchBytes = 0
-  #batchHeaderBytes = 0
+  /** Small files worth compressing, and the others (by `looksCompressible`): two frames, one codec each. */
+  readonly #text = new Batch()
+  readonly #raw = new Batch()
+  /** Sends queued in order, each after its payload is compressed (see #enqueue); oldest first. */
+  #queued: Array<Promise<void>> = []
+  #chain: Promise<void> = Promise.resolve()
   #nextId = 1
   #inflightBytes = 0
   #waiters: Array<() => void> = []
   #readError: Error | undefined
-  /** Streamed files sent and not yet added to the block cache (see #indexSent). */
-  readonly #toIndex: Array<{ abs: string, hash: Buffer, version: Stats }> = []
   /** `ready.partials` by `<hash hex>-<size>`: each resumable once. */
   readonly #partials = new Map<string, number>()
 
@@ -169,10 +191,11 @@ export class Uploader {
         await this.#addToBatch(op)
         continue
       }
-      await this.#sendBatch()
+      await this.#sendBatches()
       await this.#send(op)
     }
-    await this.#sendBatch()
+    await this.#sendBatches()
+    await this.#settle()
   }
 
   /**
@@ -189,7 +212,7 @@ export class Uploader {
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */
   async drain (): Promise<void> {
-    await this.#indexSent() // while the server finishes
+    await this.#settle()
     while (this.#pending.size > 0 || this.#retrying > 0) await this.#wait()
   }
 
@@ -216,36 +239,64 @@ export class Uploader {
       this.#changedUnderUs(op.path)
       return
     }
+    const batch = looksCompressible(data) ? this.#text : this.#raw
     // Within the count, the content and the frame header's size (long paths fill it first).
     const headerBytes = smallFileBound(op.path)
-    if (this.#batchHeaderBytes + headerBytes > HEADER_ITEMS_BUDGET) await this.#sendBatch()
+    if (batch.headerBytes + headerBytes > HEADER_ITEMS_BUDGET) await this.#sendBatch(batch)
     const { id, pending } = await this.#admit(op)
-    this.#batch.push({ id, pending, op, data })
-    this.#batchBytes += data.length
-    this.#batchHeaderBytes += headerBytes
-    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= MAX_FILES_PER_BATCH) await this.#sendBatch()
+    batch.items.push({ id, pending, op, data })
+    batch.bytes += data.length
+    batch.headerBytes += headerBytes
+    if (batch.bytes >= BATCH_BYTES || batch.items.length >= MAX_FILES_PER_BATCH) await this.#sendBatch(batch)
   }
 
-  async #sendBatch (): Promise<void> {
-    const batch = this.#batch
-    if (batch.length === 0) return
-    this.#batch = []
-    this.#batchBytes = 0
-    this.#batchHeaderBytes = 0
-    const { z, payload } = encodeSmall(Buffer.concat(batch.map((b) => b.data)))
-    const share = payload.length / batch.length
-    for (const b of batch) {
-      b.pending.bytes = share
-      this.#inflightBytes += share
-    }
-    await this.#conn.send({ t: 'files', z, files: batch.map((b) => [b.id, b.op.path, b.op.entry.size, b.op.entry.mode, b.op.entry.mtime, b.op.entry.hash]) }, payload)
-    for (const b of batch) {
-      const pending = this.#opts.blocks?.begin(b.op.entry.hash)
-      pending?.push(b.data)
-      pending?.commit()
-      this.#count(b.pending, 'sent')
-    }
-    this.stats.literalBytes += payload.length
+  async #sendBatches (): Promise<void> {
+    await this.#sendBatch(this.#text)
+    await this.#sendBatch(this.#raw)
+  }
+
+  /** Compresses a batch on the thread pool and queues its `files` message. */
+  async #sendBatch (batch: Batch): Promise<void> {
+    const items = batch.take()
+    if (items.length === 0) return
+    const data = Buffer.concat(items.map((b) => b.data))
+    const encoded = batch === this.#text ? encodeOnce(data) : Promise.resolve<Encoded>({ z: 0, payload: data })
+    await this.#enqueue(encoded, async ({ z, payload }) => {
+      const share = payload.length / items.length
+      for (const b of items) {
+        b.pending.bytes = share
+        this.#inflightBytes += share
+      }
+      await this.#conn.send({ t: 'files', z, files: items.map((b) => [b.id, b.op.path, b.op.entry.size, b.op.entry.mode, b.op.entry.mtime, b.op.entry.hash]) }, payload)
+      for (const b of items) {
+        const pending = this.#opts.blocks?.begin(b.op.entry.hash)
+        pending?.push(b.data)
+        pending?.commit()
+        this.#count(b.pending, 'sent')
+      }
+      this.stats.literalBytes += payload.length
+    })
+  }
+
+  /**
+   * Queues a message whose payload is still being compressed: `send` runs once `encoded` is ready
+   * and every message queued before it is sent. Compression thus runs on the thread pool while
+   * this thread goes on reading and deltifying; the wire still sees the messages in order. Waits
+   * while MAX_QUEUED_SENDS are queued.
+   */
+  async #enqueue<T> (encoded: Promise<T>, send: (value: T) => Promise<void>): Promise<void> {
+    encoded.catch(() => {}) // handled in the chain; not an unhandled rejection meanwhile
+    const job = this.#chain.then(async () => { await send(await encoded) })
+    job.catch(() => {}) // awaited by #settle or below
+    this.#chain = job
+    this.#queued.push(job)
+    while (this.#queued.length >= MAX_QUEUED_SENDS) await this.#queued.shift()
+  }
+
+  /** Resolves when every queued message is sent (throws what failed). */
+  async #settle (): Promise<void> {
+    this.#queued = []
+    await this.#chain
   }
 
   /** The file is not the version planned: forget what we told ourselves, look again when quiet. */
@@ -255,6 +306,7 @@ export class Uploader {
   }
 
   async #send (op: PlannedOp): Promise<void> {
+    await this.#settle() // what is queued goes first
     const { id, pending } = await this.#admit(op)
     if (op.t !== 'file') {
       if (op.t === 'delete') this.stats.deleted++
@@ -313,7 +365,7 @@ export class Uploader {
     if (data === undefined) return -1
     const pending = this.#opts.blocks?.begin(entry.hash)
     pending?.push(data)
-    const { z, payload } = encodeSmall(data)
+    const { z, payload } = await encodeOnce(data)
     await this.#conn.send({ t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false, inline: z }, payload)
     pending?.commit()
     this.stats.literalBytes += payload.length
@@ -335,7 +387,6 @@ export class Uploader {
     const fh = await open(abs, 'r').catch(() => undefined)
     if (fh === undefined) return -1
     const blocks = this.#opts.blocks
-    if (blocks !== undefined) await this.#indexSent() // earlier files of this sync become bases
     const deltifier = op.noDelta !== true && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
     const literals = new LiteralEncoder()
     let sent = 0
@@ -343,9 +394,10 @@ export class Uploader {
       for (let i = 0; i < ops.length; i++) {
         const d = ops[i] as DeltaOp
         if (d.type === 'literal') {
-          const { z, payload } = await literals.encode(d.data)
-          await this.#conn.send({ t: 'data', id, z }, payload)
-          sent += payload.length
+          await this.#enqueue(literals.encode(d.data), async ({ z, payload }) => {
+            await this.#conn.send({ t: 'data', id, z }, payload)
+            sent += payload.length
+          })
           continue
         }
         // Consecutive copies from the same base travel as one message.
@@ -357,7 +409,7 @@ export class Uploader {
           ranges.push([next.offset, next.length])
           i++
         }
-        await this.#conn.send({ t: 'copy', id, base, ranges })
+        await this.#enqueue(Promise.resolve(), async () => { await this.#conn.send({ t: 'copy', id, base, ranges }) })
         this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
       }
     }
@@ -374,6 +426,9 @@ export class Uploader {
       const before = await fh.stat()
       if (before.size !== entry.size || mtimeOf(before) !== entry.mtime || this.#opts.isScanned?.(path, before) === false) return -1
       const resumeAt = op.noResume === true ? 0 : this.#takePartial(entry)
+      // The file joins the cache of the server's blocks as it is read (no second read), and
+      // becomes a base for later files once sent whole: the server applies operations in order.
+      const indexing = blocks?.begin(entry.hash)
       let prefix: Buffer | undefined
       if (resumeAt > 0) {
         const h = createHash('sha256')
@@ -381,6 +436,7 @@ export class Uploader {
           const data = read(Math.min(CHUNK, resumeAt - at))
           if (data === undefined) return -1 // shorter than planned; nothing announced yet
           h.update(data)
+          indexing?.push(data)
           at += data.length
         }
         prefix = h.digest()
@@ -394,35 +450,27 @@ export class Uploader {
         if (admitted.nacked === true) {
           // Refused already (a base or the partial is gone): the rest would be dropped; the
           // nack's handler sends the file again.
+          await this.#settle()
           await this.#conn.send({ t: 'abort', id })
           return sent
         }
+        indexing?.push(data)
         await emit(deltifier === undefined ? [{ type: 'literal', data }] : deltifier.push(data))
       }
       if (deltifier !== undefined) await emit(deltifier.end())
+      await this.#settle() // `sent` is complete, and `end` or `abort` follows the data
       const after = await fh.stat()
       if (!sameVersion(before, after)) {
         await this.#conn.send({ t: 'abort', id })
         return -1
       }
       await this.#conn.send({ t: 'end', id })
-      // Its blocks are indexed later (#indexSent): before the next file that may copy from it,
-      // or while the server finishes this one.
-      if (blocks !== undefined) this.#toIndex.push({ abs, hash: entry.hash, version: after })
+      indexing?.commit()
       this.stats.literalBytes += sent
       return sent
     } finally {
       await fh.close()
     }
-  }
-
-  /**
-   * Adds the files sent since the last call to the cache of the server's blocks. The server
-   * applies operations in order, so later files may copy from these.
-   */
-  async #indexSent (): Promise<void> {
-    const blocks = this.#opts.blocks
-    for (const f of this.#toIndex.splice(0)) await blocks?.indexFile(f.abs, f.hash, f.version)
   }
 
   /** The bytes the server holds of this content from an upload cut short (once), or 0. */
