@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto'
+import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
+import t from 'tap'
+import { encodeOnce, LiteralEncoder, looksCompressible } from '../src/literals.js'
+
+const decode = (z: number, payload: Uint8Array): Buffer =>
+  z === 0 ? Buffer.from(payload) : z === 1 ? inflateRawSync(payload) : brotliDecompressSync(payload)
+
+/** Text with some variety: words drawn from a small vocabulary, as logs and source code are. */
+function text (bytes: number, seed = 1): Buffer {
+  const words = ['const', 'return', 'buffer', 'length', 'offset', 'server', 'client', 'await', 'error', 'block']
+  let x = seed
+  const out: string[] = []
+  let n = 0
+  while (n < bytes) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0
+    const w = words[x % words.length] as string
+    out.push(w)
+    n += w.length + 1
+  }
+  return Buffer.from(out.join(' ')).subarray(0, bytes)
+}
+
+t.test('looksCompressible tells text from random bytes by their first bytes', async (t) => {
+  t.ok(looksCompressible(text(6000)), 'text')
+  t.notOk(looksCompressible(randomBytes(6000)), 'random, 6 KB')
+  t.notOk(looksCompressible(randomBytes(500)), 'random, 500 B (the estimate is biased low there)')
+  t.notOk(looksCompressible(text(100)), 'too small to be worth a compressor call')
+  t.ok(looksCompressible(Buffer.alloc(5000, 7)), 'one repeated byte')
+})
+
+t.test('encodeOnce compresses what shrinks and round-trips; leaves the rest raw', async (t) => {
+  for (const size of [300, 40_000, 300_000]) {
+    const data = text(size, size)
+    const { z, payload } = await encodeOnce(data)
+    t.not(z, 0, `${size} B of text compressed`)
+    t.ok(payload.length < data.length * 0.9, `${size} B: ${payload.length} B`)
+    t.same(decode(z, payload), data, `${size} B round-trips`)
+  }
+  const noise = randomBytes(300_000)
+  const raw = await encodeOnce(noise)
+  t.equal(raw.z, 0, 'random bytes go raw')
+  t.equal(Buffer.compare(Buffer.from(raw.payload), noise), 0)
+  t.equal((await encodeOnce(text(100))).z, 0, 'below the minimum: raw')
+})
+
+t.test('LiteralEncoder: overlapping calls each resolve with their own chunk, codec chosen once', async (t) => {
+  const enc = new LiteralEncoder()
+  const chunks = [text(256 * 1024, 3), text(256 * 1024, 4), text(100, 5), text(90_000, 6)]
+  const encoded = await Promise.all(chunks.map(async (c) => await enc.encode(c)))
+  for (const [i, { z, payload }] of encoded.entries()) t.same(decode(z, payload), chunks[i], `chunk ${i} round-trips`)
+  const codecs = new Set(encoded.filter((e, i) => (chunks[i] as Buffer).length >= 256).map((e) => e.z))
+  t.equal(codecs.size, 1, 'one codec for the file')
+  t.not([...codecs][0], 0)
+
+  const rawEnc = new LiteralEncoder()
+  const noise = [randomBytes(256 * 1024), text(256 * 1024)]
+  const out = await Promise.all(noise.map(async (c) => await rawEnc.encode(c)))
+  t.same(out.map((e) => e.z), [0, 0], 'a file whose first chunk does not shrink stays raw')
+  t.same(Buffer.from(out[1]!.payload), noise[1])
+})
