@@ -1,18 +1,15 @@
 /**
  * The `fsyncd` command: arguments, logger, signals and exit codes live here and nowhere else.
+ * A command's module is imported when that command runs: a push does not load the server, and
+ * every module costs start-up time on each run.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { EmptySourceError } from '@fsyncd/client'
 import { ErrorCode } from '@fsyncd/protocol'
-import { demo } from './commands/demo.js'
-import { log } from './commands/log.js'
-import { parseTarget, push } from './commands/push.js'
-import { InsecureBindError, serve } from './commands/serve.js'
-import { Exit } from './exit-codes.js'
+import { CliError, Exit } from './exit-codes.js'
 import { createLogger } from './logger.js'
 import { readToken } from './token.js'
 
@@ -24,11 +21,19 @@ function levelOf (argv: { logLevel: string, verbose: boolean, quiet: boolean }):
 }
 
 /** Bad arguments found after parsing (yargs reports its own with the same exit code). */
-class UsageError extends Error {}
+const usageError = (message: string): CliError => new CliError(Exit.USAGE, message)
+
+/** Parses "host:port" (or "[v6]:port"). */
+function parseTarget (target: string): { host: string, port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target)
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port < 1 || port > 65535) return undefined
+  return { host: (m[1] ?? m[2]) as string, port }
+}
 
 function exitCodeOf (err: unknown): number {
-  if (err instanceof UsageError || err instanceof InsecureBindError) return Exit.USAGE
-  if (err instanceof EmptySourceError) return Exit.REFUSED
+  if (err instanceof CliError) return err.exitCode
   const code = (err as { code?: unknown }).code
   if (code === ErrorCode.AUTH || code === ErrorCode.VERSION) return Exit.AUTH
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EPIPE' ||
@@ -57,7 +62,8 @@ async function main (): Promise<number> {
       .example('$0 serve /tmp/dest --port 0', 'loopback only, any free port'),
     (argv) => {
       const log = createLogger(levelOf(argv))
-      result = serve({ dest: argv.dest, host: argv.host, port: argv.port, token: readToken(argv.tokenFile), insecure: argv.insecure, json: argv.json }, log)
+      const args = { dest: argv.dest, host: argv.host, port: argv.port, token: readToken(argv.tokenFile), insecure: argv.insecure, json: argv.json }
+      result = import('./commands/serve.js').then(async ({ serve }) => await serve(args, log))
     })
     .command('push <src> <target>', 'reconcile SRC to the server at TARGET (host:port), then watch and push every change', (y) => y
       .positional('src', { type: 'string', demandOption: true, describe: 'source folder' })
@@ -74,10 +80,10 @@ async function main (): Promise<number> {
       .example('$0 push ~/project backup:7000 --dry-run --exclude node_modules/', 'show the plan, leaving node_modules out'),
     (argv) => {
       const target = parseTarget(argv.target)
-      if (target === undefined) throw new UsageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
+      if (target === undefined) throw usageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
       const log = createLogger(levelOf(argv))
-      if (!(argv.rescanInterval > 0)) throw new UsageError('--rescan-interval must be a positive number of seconds')
-      result = push({
+      if (!(argv.rescanInterval > 0)) throw usageError('--rescan-interval must be a positive number of seconds')
+      const args = {
         src: argv.src,
         ...target,
         token: readToken(argv.tokenFile),
@@ -91,7 +97,8 @@ async function main (): Promise<number> {
         allowDeleteAll: argv.allowDeleteAll,
         progress: argv.progress,
         quiet: argv.quiet,
-      }, log)
+      }
+      result = import('./commands/push.js').then(async ({ push }) => await push(args, log))
     })
     .command('log <dest>', 'print the history of changes the server applied to DEST', (y) => y
       .positional('dest', { type: 'string', demandOption: true, describe: 'a destination served by fsyncd serve' })
@@ -102,10 +109,14 @@ async function main (): Promise<number> {
       const ac = new AbortController()
       process.once('SIGINT', () => ac.abort())
       process.once('SIGTERM', () => ac.abort())
-      result = log({ dest: argv.dest, follow: argv.follow, json: argv.json }, ac.signal)
+      const args = { dest: argv.dest, follow: argv.follow, json: argv.json }
+      result = import('./commands/log.js').then(async ({ log }) => await log(args, ac.signal))
     })
     .command('demo', 'sync the bundled sample folder to a temp folder through a local server, and check the result', (y) => y,
-      (argv) => { result = demo(createLogger(argv.logLevel === 'info' && !argv.verbose ? 'warn' : levelOf(argv))) })
+      (argv) => {
+        const log = createLogger(argv.logLevel === 'info' && !argv.verbose ? 'warn' : levelOf(argv))
+        result = import('./commands/demo.js').then(async ({ demo }) => await demo(log))
+      })
     .demandCommand(1, 'name a command: serve, push or demo')
     .strict()
     .help()

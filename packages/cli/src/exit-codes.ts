@@ -16,3 +16,10 @@ export const Exit = {
   /** Refused: the source is empty or missing while the server holds files (see --allow-delete-all). */
   REFUSED: 7,
 } as const
+
+/** A failure whose exit code the command that threw it already knows. */
+export class CliError extends Error {
+  constructor (readonly exitCode: number, message: string) {
+    super(message)
+  }
+}

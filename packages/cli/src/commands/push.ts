@@ -1,8 +1,8 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { PushClient, type PushSummary } from '@fsyncd/client'
-import { Exit } from '../exit-codes.js'
+import { EmptySourceError, PushClient, type PushSummary } from '@fsyncd/client'
+import { CliError, Exit } from '../exit-codes.js'
 import { showProgress } from '../progress.js'
 import { describeOp, formatPlan, formatSummary } from '../summary.js'
 
@@ -29,16 +29,14 @@ export function defaultStateDir (): string {
   return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'fsyncd')
 }
 
-/** Parses "host:port" (or "[v6]:port"). */
-export function parseTarget (target: string): { host: string, port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target)
-  if (m === null) return undefined
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) return undefined
-  return { host: (m[1] ?? m[2]) as string, port }
+/** Runs a push; an empty source the server would be emptied by exits REFUSED. */
+export async function push (args: PushArgs, log: Logger): Promise<number> {
+  return await run(args, log).catch((err: unknown) => {
+    throw err instanceof EmptySourceError ? new CliError(Exit.REFUSED, err.message) : err
+  })
 }
 
-export async function push (args: PushArgs, log: Logger): Promise<number> {
+async function run (args: PushArgs, log: Logger): Promise<number> {
   const client = new PushClient({
     src: args.src,
     host: args.host,

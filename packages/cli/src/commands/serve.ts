@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { SyncServer } from '@fsyncd/server'
 import { isLoopback } from '@fsyncd/server'
+import { CliError, Exit } from '../exit-codes.js'
 
 export interface ServeArgs {
   dest: string
@@ -13,14 +14,14 @@ export interface ServeArgs {
 }
 
 /** A configuration that would expose the files on the network; the message says what to do. */
-export class InsecureBindError extends Error {}
+
 
 /** Runs the server until SIGINT/SIGTERM. */
 export async function serve (args: ServeArgs, log: Logger): Promise<number> {
   const tls = args.token !== undefined && !args.insecure
   const local = isLoopback(args.host) || args.host === 'localhost'
   if (!local && !tls && !args.insecure) {
-    throw new InsecureBindError(`binding ${args.host} (beyond loopback) needs TLS, which is keyed by the token: set FSYNCD_TOKEN or --token-file ` +
+    throw new CliError(Exit.USAGE, `binding ${args.host} (beyond loopback) needs TLS, which is keyed by the token: set FSYNCD_TOKEN or --token-file ` +
       '(or pass --insecure to serve plain TCP on the network)')
   }
   if (args.token === undefined) {
