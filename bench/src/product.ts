@@ -34,7 +34,7 @@ export async function freezeProduct (work: string): Promise<Product> {
     if (entry === '@fsyncd' || entry.startsWith('.')) continue
     await symlink(join(REPO, 'node_modules', entry), join(modules, entry))
   }
-  const bin = join(root, 'packages', 'cli', 'dist', 'bin.js')
+  const bin = join(root, 'packages', 'cli', 'dist', 'bundle', 'fsyncd.mjs')
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npm run build)`)
   return { bin, commit: git(['rev-parse', '--short', 'HEAD']), dirty: git(['status', '--porcelain', '--', 'packages', 'protocol']).split('\n').filter((l) => l !== '') }
 }

@@ -1,5 +1,5 @@
 /**
- * Preloaded into the fsyncd child processes (`node --import <this> bin.js …`): when the process
+ * Preloaded into the fsyncd child processes (`node --import <this> fsyncd.mjs …`): when the process
  * exits it writes its peak resident set (VmHWM of /proc/self/status, in KiB) to the file named by
  * FSYNCD_BENCH_RSS_FILE. The 'exit' event also fires on process.exit(), which the CLI calls.
  */

@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const BIN = join(REPO, 'packages', 'cli', 'dist', 'bin.js')
+/** The program users run: the launcher of the bundled CLI (`npm run build` makes it). */
+export const BIN = join(REPO, 'packages', 'cli', 'bin', 'fsyncd.js')
 
 const made: string[] = []
 // Every temp folder a test file made goes when its process ends (tap runs one process per file):

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// Thin launcher so the bin link exists before the first build; the CLI lives in src/bin.ts.
-import '../dist/bin.js'
+// Launcher for the `fsyncd` bin link: the CLI, bundled into one file at build time (scripts/bundle.mjs).
+import '../dist/bundle/fsyncd.mjs'

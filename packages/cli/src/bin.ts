@@ -4,16 +4,16 @@
  * every module costs start-up time on each run.
  */
 import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { ErrorCode } from '@fsyncd/protocol'
 import { CliError, Exit } from './exit-codes.js'
 import { createLogger } from './logger.js'
+import { PACKAGE_ROOT } from './package-root.js'
 import { readToken } from './token.js'
 
-const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }
+const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
 
 /** -q and -v win over --log-level. */
 function levelOf (argv: { logLevel: string, verbose: boolean, quiet: boolean }): string {

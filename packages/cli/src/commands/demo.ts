@@ -5,16 +5,16 @@
  */
 import { cp, mkdir, mkdtemp, rename, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { PushClient } from '@fsyncd/client'
 import { sameEntry, STATE_DIR } from '@fsyncd/protocol'
 import { SyncServer } from '@fsyncd/server'
 import { LocalTree } from '@fsyncd/tree'
+import { PACKAGE_ROOT } from '../package-root.js'
 import { formatSummary } from '../summary.js'
 
-export const SAMPLE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'examples', 'sample')
+export const SAMPLE_DIR = join(PACKAGE_ROOT, '..', '..', 'examples', 'sample')
 
 export async function demo (log: Logger): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'fsyncd-demo-'))
