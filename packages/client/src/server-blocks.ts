@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
-import { BlockIndex, type BlockIndexWriter, createStrongHasher, Deltifier, type StrongHasher } from '@fsyncd/delta'
+import { BlockIndex, type BlockIndexWriter, createStrongHasher, type DeltaOp, Deltifier, IndexingDeltifier, type StrongHasher } from '@fsyncd/delta'
 import { type Manifest, SIG_BLOCK_SIZE } from '@fsyncd/protocol'
 import { Packr } from 'msgpackr'
 
@@ -29,6 +29,19 @@ export const BLOCK_SIZE = SIG_BLOCK_SIZE
 /** Indexing of one file in progress: fed while the file is read, committed when complete. */
 export interface PendingContent {
   push: (chunk: Uint8Array) => void
+  commit: () => void
+}
+
+/**
+ * One file on its way to the server: its chunks become ops (copies of blocks the server holds,
+ * and literals), and the file joins the cache in the same pass (see IndexingDeltifier), to be
+ * matched once `commit()`ed. Chunks must not be reused after `push`.
+ */
+export interface Upload {
+  /** Bytes the server holds already (a resumed upload's prefix): indexed, not sent. Before `push`. */
+  prefix: (chunk: Uint8Array) => void
+  push: (chunk: Uint8Array) => DeltaOp[]
+  end: () => DeltaOp[]
   commit: () => void
 }
 
@@ -70,11 +83,16 @@ export class ServerBlocks {
    * never refers to its own unfinished upload.
    */
   begin (hash: Buffer): PendingContent | undefined {
+    const pending = this.#begin(hash)
+    return pending === undefined ? undefined : { push: (chunk) => pending.writer.push(chunk), commit: pending.commit }
+  }
+
+  #begin (hash: Buffer): { writer: BlockIndexWriter, commit: () => void } | undefined {
     if (this.has(hash)) return undefined
     const ref = this.#nextRef++
-    const writer: BlockIndexWriter = this.#index.addFile(ref, this.#hasher)
+    const writer = this.#index.addFile(ref, this.#hasher)
     return {
-      push: (chunk) => writer.push(chunk),
+      writer,
       commit: () => {
         if (this.has(hash)) return
         writer.end()
@@ -144,8 +162,22 @@ export class ServerBlocks {
     for (const hash of [...this.#hashOf.values()]) if (!remote.hasContent(hash)) this.forget(hash)
   }
 
-  deltifier (): Deltifier {
-    return new Deltifier(this.#index, this.#hasher)
+  /** Starts sending content `hash`: deltified against the cache unless `delta` is false. */
+  upload (hash: Buffer, delta: boolean): Upload {
+    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher) : undefined
+    const pending = this.#begin(hash)
+    const prefix = (chunk: Uint8Array): void => pending?.writer.push(chunk)
+    if (deltifier === undefined) {
+      return {
+        prefix,
+        push: (chunk) => { pending?.writer.push(chunk); return [{ type: 'literal', data: chunk }] },
+        end: () => [],
+        commit: () => pending?.commit(),
+      }
+    }
+    if (pending === undefined) return { prefix, push: (chunk) => deltifier.push(chunk), end: () => deltifier.end(), commit: () => {} }
+    const both = new IndexingDeltifier(deltifier, this.#index, pending.writer)
+    return { prefix, push: (chunk) => both.push(chunk), end: () => both.end(), commit: () => pending.commit() }
   }
 
   async save (file: string): Promise<void> {

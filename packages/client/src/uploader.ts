@@ -387,7 +387,6 @@ export class Uploader {
     const fh = await open(abs, 'r').catch(() => undefined)
     if (fh === undefined) return -1
     const blocks = this.#opts.blocks
-    const deltifier = op.noDelta !== true && blocks !== undefined && blocks.contents > 0 && entry.size >= blocks.blockSize ? blocks.deltifier() : undefined
     const literals = new LiteralEncoder()
     let sent = 0
     const emit = async (ops: DeltaOp[]): Promise<void> => {
@@ -426,9 +425,9 @@ export class Uploader {
       const before = await fh.stat()
       if (before.size !== entry.size || mtimeOf(before) !== entry.mtime || this.#opts.isScanned?.(path, before) === false) return -1
       const resumeAt = op.noResume === true ? 0 : this.#takePartial(entry)
-      // The file joins the cache of the server's blocks as it is read (no second read), and
+      // Deltified against the cache of the server's blocks, and added to it in the same read; it
       // becomes a base for later files once sent whole: the server applies operations in order.
-      const indexing = blocks?.begin(entry.hash)
+      const upload = blocks?.upload(entry.hash, op.noDelta !== true && entry.size >= blocks.blockSize)
       let prefix: Buffer | undefined
       if (resumeAt > 0) {
         const h = createHash('sha256')
@@ -436,7 +435,7 @@ export class Uploader {
           const data = read(Math.min(CHUNK, resumeAt - at))
           if (data === undefined) return -1 // shorter than planned; nothing announced yet
           h.update(data)
-          indexing?.push(data)
+          upload?.prefix(data)
           at += data.length
         }
         prefix = h.digest()
@@ -454,10 +453,9 @@ export class Uploader {
           await this.#conn.send({ t: 'abort', id })
           return sent
         }
-        indexing?.push(data)
-        await emit(deltifier === undefined ? [{ type: 'literal', data }] : deltifier.push(data))
+        await emit(upload === undefined ? [{ type: 'literal', data }] : upload.push(data))
       }
-      if (deltifier !== undefined) await emit(deltifier.end())
+      if (upload !== undefined) await emit(upload.end())
       await this.#settle() // `sent` is complete, and `end` or `abort` follows the data
       const after = await fh.stat()
       if (!sameVersion(before, after)) {
@@ -465,7 +463,7 @@ export class Uploader {
         return -1
       }
       await this.#conn.send({ t: 'end', id })
-      indexing?.commit()
+      upload?.commit()
       this.stats.literalBytes += sent
       return sent
     } finally {

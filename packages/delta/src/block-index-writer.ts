@@ -55,6 +55,25 @@ export class BlockIndexWriter {
     }
   }
 
+  /** Bytes pushed so far. */
+  get length (): number {
+    return this.#length
+  }
+
+  /**
+   * Adds the next whole block by sums already known (it is a copy of an indexed block): no
+   * hashing. Only at a block boundary.
+   */
+  pushBlock (weak: number, strong: bigint): void {
+    if (this.#ended) throw new DeltaError('MISUSE', 'push after end')
+    if (this.#partialLength > 0) throw new DeltaError('MISUSE', 'pushBlock inside a block')
+    this.#grow()
+    this.#weaks[this.#count] = weak
+    this.#strongs[this.#count] = strong
+    this.#count++
+    this.#length += this.#blockSize
+  }
+
   /** Indexes the short last block, if any, and adds the file to the index. */
   end (): void {
     if (this.#ended) throw new DeltaError('MISUSE', 'end called twice')
@@ -66,15 +85,18 @@ export class BlockIndexWriter {
     this.#commit(this.#weaks, this.#strongs, this.#count, this.#length, choices)
   }
 
+  #grow (): void {
+    if (this.#count < this.#weaks.length) return
+    const weaks = new Int32Array(this.#count * 2)
+    weaks.set(this.#weaks)
+    this.#weaks = weaks
+    const strongs = new BigUint64Array(this.#count * 2)
+    strongs.set(this.#strongs)
+    this.#strongs = strongs
+  }
+
   #addBlock (data: Uint8Array, start: number, end: number): void {
-    if (this.#count === this.#weaks.length) {
-      const weaks = new Int32Array(this.#count * 2)
-      weaks.set(this.#weaks)
-      this.#weaks = weaks
-      const strongs = new BigUint64Array(this.#count * 2)
-      strongs.set(this.#strongs)
-      this.#strongs = strongs
-    }
+    this.#grow()
     this.#weaks[this.#count] = weakSum(data, start, end)
     this.#strongs[this.#count] = this.#hasher.strong64(data, start, end)
     this.#count++

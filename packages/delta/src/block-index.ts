@@ -258,6 +258,11 @@ export class BlockIndex {
     return this.#strongs[id]!
   }
 
+  /** @internal */
+  entryWeak (id: number): number {
+    return this.#weaks[id]!
+  }
+
   /** @internal The file that holds an entry. */
   entryFileRef (id: number): number {
     return this.#fileRefs[this.#slotOfEntry(id)]!

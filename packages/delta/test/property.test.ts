@@ -1,6 +1,6 @@
 import t from 'tap'
-import { BlockIndex, createStrongHasher } from '../src/index.js'
-import { concat, deltify, type Feed, firstDifference, indexOf, rebuild, statsOf } from './helpers/harness.js'
+import { BlockIndex, createStrongHasher, type DeltaOp, Deltifier, IndexingDeltifier, type StrongHasher } from '../src/index.js'
+import { chunks, concat, deltify, type Feed, firstDifference, indexOf, rebuild, statsOf } from './helpers/harness.js'
 import { Prng } from './helpers/prng.js'
 
 /**
@@ -114,4 +114,61 @@ t.test('a deserialized index gives the same delta as the original', async (t) =>
     const copy = BlockIndex.deserialize(index.serialize())
     t.same(deltify(hasher, copy, target, 'random', round), deltify(hasher, index, target, 'random', round), `round ${round}`)
   }
+})
+
+/** Deltifies `target` with an IndexingDeltifier that indexes it as `fileRef`; returns the ops. */
+function deltifyAndIndex (index: BlockIndex, target: Uint8Array, fileRef: number, feed: Feed, seed: number, writerHasher: StrongHasher = hasher): DeltaOp[] {
+  const writer = index.addFile(fileRef, writerHasher)
+  const d = new IndexingDeltifier(new Deltifier(index, hasher), index, writer)
+  const ops: DeltaOp[] = []
+  for (const chunk of chunks(target, feed, new Prng(seed))) ops.push(...d.push(chunk.slice()))
+  ops.push(...d.end())
+  writer.end()
+  return ops
+}
+
+t.test('IndexingDeltifier: the same ops, and the same index of the target as summing its bytes', async (t) => {
+  let checked = 0
+  for (let round = 0; round < 200; round++) {
+    const r = new Prng(5000 + round)
+    const B = r.pick([8, 16, 64, 512])
+    const { files, target } = scenario(r, B)
+    const feed = r.pick<Feed>(['whole', 'random', 'bytes'])
+    const fileRef = 0x7fff_0000 + round
+    const viaDelta = indexOf(hasher, files, B)
+    const ops = deltifyAndIndex(viaDelta, target, fileRef, feed, round)
+    const plain = indexOf(hasher, new Map([...files, [fileRef, target]]), B)
+    const where = `round ${round} (B=${B}, target ${target.length} B, feed ${feed})`
+    if (JSON.stringify(ops.map((o) => o.type === 'copy' ? o : o.data.length)) !== JSON.stringify(deltify(hasher, indexOf(hasher, files, B), target, feed, round).map((o) => o.type === 'copy' ? o : o.data.length))) {
+      t.fail(`${where}: ops differ from the Deltifier's`)
+      continue
+    }
+    if (Buffer.compare(viaDelta.serialize(), plain.serialize()) !== 0) {
+      t.fail(`${where}: the target's index differs from summing its bytes`)
+      continue
+    }
+    checked++
+  }
+  t.equal(checked, 200, 'every round passed')
+})
+
+t.test('IndexingDeltifier: an edit in place sums only the changed blocks', async (t) => {
+  const B = 64
+  const r = new Prng(77)
+  const base = r.bytes(100 * B)
+  const edited = base.slice()
+  edited.set(r.bytes(10), 40 * B + 5) // inside block 40
+  let summed = 0
+  const counting: StrongHasher = { strong64: (data, start, end) => { summed++; return hasher.strong64(data, start, end) } }
+  const index = indexOf(hasher, new Map([[1, base]]), B)
+  deltifyAndIndex(index, edited, 2, 'random', 1, counting)
+  t.ok(summed <= 2, `${summed} of 100 blocks summed`)
+  t.equal(Buffer.compare(index.serialize(), indexOf(hasher, new Map([[1, base], [2, edited]]), B).serialize()), 0, 'same index as summing every block')
+
+  summed = 0
+  const shifted = concat(base.subarray(0, 10 * B + 3), r.bytes(7), base.subarray(10 * B + 3))
+  const index2 = indexOf(hasher, new Map([[1, base]]), B)
+  deltifyAndIndex(index2, shifted, 2, 'random', 1, counting)
+  t.ok(summed >= 90, `after an insertion the blocks are summed from their bytes (${summed})`)
+  t.equal(Buffer.compare(index2.serialize(), indexOf(hasher, new Map([[1, base], [2, shifted]]), B).serialize()), 0, 'and the index is right')
 })
