@@ -150,7 +150,7 @@ export class PushClient {
       await link.conn.send({ t: 'bye' })
       link.conn.close()
       await link.answers.catch(() => {})
-      await this.#saveState()
+      await this.#saveState(true)
     } finally {
       this.#retire(link)
     }
@@ -217,7 +217,7 @@ export class PushClient {
           await this.#reconcile(link)
           await link.uploader.drain()
           attempt = 0 // backoff restarts only after a sync that worked
-          await this.#saveState()
+          await this.#saveState(true)
           onSynced?.(this.#summary)
           this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
           this.#link = link
@@ -503,7 +503,12 @@ export class PushClient {
     for (const [p, e] of rows ?? []) this.#remote.set(p, e)
   }
 
-  async #saveState (): Promise<void> {
+  /**
+   * `settled`: every operation sent was answered, so the model of the server is the server, and
+   * cached blocks of content it no longer holds (the old version of each changed file) are
+   * dropped before saving: the next start loads half as many after an edit.
+   */
+  async #saveState (settled = false): Promise<void> {
     clearTimeout(this.#saveTimer)
     this.#saveTimer = undefined
     await this.#tree.save(this.#stateFile('local'))
@@ -511,7 +516,8 @@ export class PushClient {
     // connect will find the digests differ and list.
     await saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote)
     if (this.#blocks !== undefined) {
-      // Not pruned here: while operations are in flight the model is ahead of the server.
+      // Otherwise not pruned: while operations are in flight the model is ahead of the server.
+      if (settled) this.#blocks.prune(this.#remote)
       await this.#blocks.save(this.#stateFile('blocks'))
     }
   }
