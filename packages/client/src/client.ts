@@ -496,10 +496,13 @@ export class PushClient {
     if (this.#stateLoaded) return
     this.#stateLoaded = true
     await mkdir(this.#opts.stateDir, { recursive: true })
-    await this.#tree.load(this.#stateFile('local'))
-    this.#blocks = await ServerBlocks.create()
-    await this.#blocks.load(this.#stateFile('blocks'))
-    const rows = await loadManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`)
+    // Side by side: each is a few thread-pool round trips.
+    const [blocks, rows] = await Promise.all([
+      ServerBlocks.create().then(async (blocks) => { await blocks.load(this.#stateFile('blocks')); return blocks }),
+      loadManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`),
+      this.#tree.load(this.#stateFile('local')),
+    ])
+    this.#blocks = blocks
     for (const [p, e] of rows ?? []) this.#remote.set(p, e)
   }
 
@@ -511,15 +514,15 @@ export class PushClient {
   async #saveState (settled = false): Promise<void> {
     clearTimeout(this.#saveTimer)
     this.#saveTimer = undefined
-    await this.#tree.save(this.#stateFile('local'))
-    // Only a view every op of which was acknowledged is worth keeping; otherwise the next
-    // connect will find the digests differ and list.
-    await saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote)
-    if (this.#blocks !== undefined) {
-      // Otherwise not pruned: while operations are in flight the model is ahead of the server.
-      if (settled) this.#blocks.prune(this.#remote)
-      await this.#blocks.save(this.#stateFile('blocks'))
-    }
+    // Otherwise not pruned: while operations are in flight the model is ahead of the server.
+    if (settled) this.#blocks?.prune(this.#remote)
+    await Promise.all([
+      this.#tree.save(this.#stateFile('local')),
+      // Only a view every op of which was acknowledged is worth keeping; otherwise the next
+      // connect will find the digests differ and list.
+      saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote),
+      this.#blocks?.save(this.#stateFile('blocks')),
+    ])
   }
 
   // ---- helpers --------------------------------------------------------------------------------
