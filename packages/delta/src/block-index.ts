@@ -2,6 +2,7 @@ import { anchorLengthFor, isAnchored } from './anchor.js'
 import { BlockIndexWriter } from './block-index-writer.js'
 import { DeltaError } from './errors.js'
 import { decodeBlockIndex, encodeBlockIndex } from './index-codec.js'
+import { RollKernel } from './roll-kernel.js'
 import type { StrongHasher } from './strong-hasher.js'
 import { WeakTable } from './weak-table.js'
 
@@ -25,8 +26,8 @@ const TABLE_GROWTH = 1.25
  * Each file is cut into fixed blocks at aligned offsets 0, B, 2B…; its last block may be short.
  * Entry ids are consecutive per file, so "the block after this one" is `id + 1`. Per entry the
  * index keeps the weak sum (4 B) and xxh64 (8 B); the weak table adds 7–14 B, its filter up to
- * 2 MiB in all. Full blocks go into
- * the weak table; a short last block does not (the deltifier only rolls full-block windows) but
+ * 2 MiB in all (and as much again for the roll kernel's copy, once a deltifier used the index).
+ * Full blocks go into the weak table; a short last block does not (the deltifier only rolls full-block windows) but
  * can still be matched by the next-block shortcut, so an unchanged file or a concatenation of
  * indexed files costs no literal bytes at all.
  *
@@ -60,6 +61,8 @@ export class BlockIndex {
   #table = new WeakTable(0)
   /** Anchor weak sum → entry of a file shorter than a block. */
   #anchors = new WeakTable(0)
+  /** The deltifiers' rolling loop with its copies of the filters; made on first use. */
+  #kernel: RollKernel | undefined
 
   constructor (blockSize: number = DEFAULT_BLOCK_SIZE) {
     if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
@@ -186,6 +189,13 @@ export class BlockIndex {
   /** @internal */
   get filterShift (): number {
     return this.#table.filterShift
+  }
+
+  /** @internal The roll kernel, its copies of the filters brought up to date. */
+  rollKernel (): RollKernel {
+    this.#kernel ??= new RollKernel(this.blockSize, this.anchorLength)
+    this.#kernel.sync(this.#table, this.#anchors)
+    return this.#kernel
   }
 
   /** @internal Whether any file is indexed by its anchor. */

@@ -3,17 +3,23 @@
  * front of it.
  *
  * Why this shape: the deltifier asks "is any block's weak sum equal to this?" at every byte of
- * unmatched data, and the answer is nearly always no. The bitmap answers that with one bit test
- * in at most 2 MiB (256 KiB for a 64 MiB index) that stays in cache; only a hit (a real
- * candidate or a ~1 % false positive) probes the table. Both are indexed by the HIGH bits of a
- * multiplicative hash of the weak sum: the low bits of an Adler-style sum are poorly mixed and
- * make long probe chains.
+ * unmatched data, and the answer is nearly always no. The bitmap (a Bloom filter: two bits per
+ * weak sum) answers that in at most 2 MiB (256 KiB for a 64 MiB index at 4 KiB blocks) that
+ * stays in cache; only a hit (a real candidate or a ~0.03 % false positive) probes the table,
+ * whose slots and entries are cache misses (~250 ns a false hit: with one bit per weak sum and
+ * ~1 % of them, that was a third of the deltifier's time). The two bits are in separate halves:
+ * the roll kernel tests the first at every byte and the second only where the first is set
+ * (~2 % of bytes), so only the first half need stay in cache. Both are indexed by the HIGH bits
+ * of multiplicative hashes of the weak sum: the low bits of an Adler-style sum are poorly mixed
+ * and make long probe chains.
  *
  * Slots hold entry ids only (the weak sum is read from the index's entry array): 7–14 bytes per
  * entry, on top of the index's 12. Deleted entries leave tombstones; the owner rebuilds the table
  * when `full` says so.
  */
 export const WEAK_HASH_MULTIPLIER = 0x9e3779b1
+/** The filter's second bit for a weak sum comes from another odd multiplier. */
+export const WEAK_HASH_MULTIPLIER_2 = 0x85ebca6b
 
 const EMPTY = 0
 const TOMBSTONE = -1
@@ -25,14 +31,21 @@ const TOMBSTONE = -1
 const MAX_LOAD = 0.7
 const MIN_SLOT_BITS = 10
 /**
- * Filter size: 128–256 bits per entry (under 1 % false positives), within 2²⁰–2²⁴ bits.
- * Measured on 16 Ki entries: 2²¹ bits scans at ~470 MB/s, 2¹⁸ at ~390 (more false hits), 2²⁴
- * at ~300 (cache misses), so the filter follows the entry count rather than being fixed at the
- * maximum.
+ * Filter size: 128–256 bits per entry (first bit set for 0.8–1.6 % of weak sums, both for
+ * 0.006–0.03 %), within 2²⁰–2²⁴ bits: it follows the entry count rather than being fixed at the
+ * maximum. Measured over new data (bench/src/engine.ts): 64–128 bits per entry scan ~10 %
+ * slower (more first-bit hits), 256–512 only 2–7 % faster for twice the memory.
  */
 const FILTER_BITS_PER_ENTRY_LOG2 = 7
 const MIN_FILTER_BITS = 20
 const MAX_FILTER_BITS = 24
+/** The largest filter, in bytes (2 MiB). */
+export const MAX_FILTER_BYTES = 2 ** (MAX_FILTER_BITS - 3)
+/**
+ * Filter words remembered as changed (a ring), so that a copy of the filter (the roll kernel's)
+ * catches up on a few inserts, a small file being indexed, without copying the whole filter.
+ */
+const CHANGE_LOG = 1024
 
 export class WeakTable {
   /** `EMPTY`, `TOMBSTONE`, or entry id + 1. */
@@ -41,10 +54,17 @@ export class WeakTable {
   readonly #slotMask: number
   #used = 0
   #live = 0
-  /** One bit per value of the top bits of the hash: set when some entry hashes there. */
+  /**
+   * The Bloom filter, two halves of 2^(32 − filterShift) bits: for each entry, bit
+   * `Math.imul(weak, WEAK_HASH_MULTIPLIER) >>> filterShift` of the first half and bit
+   * `Math.imul(weak, WEAK_HASH_MULTIPLIER_2) >>> filterShift` of the second are set (`passes`
+   * in roll-kernel.ts tests them).
+   */
   readonly filter: Int32Array
-  /** `Math.imul(weak, WEAK_HASH_MULTIPLIER) >>> filterShift` is the bit to test. */
   readonly filterShift: number
+  /** Filter words changed so far, counted; the last `CHANGE_LOG` of them are in `#changes`. */
+  #version = 0
+  readonly #changes = new Int32Array(CHANGE_LOG)
 
   /** A table with room for `entries` entries before it is `full`. */
   constructor (entries: number) {
@@ -55,7 +75,7 @@ export class WeakTable {
     const filterBits = Math.min(MAX_FILTER_BITS,
       Math.max(MIN_FILTER_BITS, Math.floor(Math.log2(Math.max(1, entries))) + FILTER_BITS_PER_ENTRY_LOG2))
     this.filter = new Int32Array(2 ** (filterBits - 5))
-    this.filterShift = 32 - filterBits
+    this.filterShift = 33 - filterBits
   }
 
   /** Entries in the table. */
@@ -93,8 +113,29 @@ export class WeakTable {
     }
     this.#slots[free] = id + 1
     this.#live++
-    const h = Math.imul(weak, WEAK_HASH_MULTIPLIER) >>> this.filterShift
+    this.#setBit(Math.imul(weak, WEAK_HASH_MULTIPLIER) >>> this.filterShift)
+    this.#setBit(2 ** (32 - this.filterShift) + (Math.imul(weak, WEAK_HASH_MULTIPLIER_2) >>> this.filterShift))
+    return true
+  }
+
+  #setBit (h: number): void {
+    if ((this.filter[h >>> 5]! & (1 << h)) !== 0) return
     this.filter[h >>> 5]! |= 1 << h
+    this.#changes[this.#version++ % CHANGE_LOG] = h >>> 5
+  }
+
+  /** Changes of the filter so far: a copy taken at one version differs from the filter at another. */
+  get version (): number {
+    return this.#version
+  }
+
+  /**
+   * Calls `f` with the index of every filter word changed since version `since` (some maybe
+   * twice); false, without calling it, when there were too many to remember: copy it all.
+   */
+  changedSince (since: number, f: (word: number) => void): boolean {
+    if (this.#version - since > CHANGE_LOG) return false
+    for (let v = since; v < this.#version; v++) f(this.#changes[v % CHANGE_LOG]!)
     return true
   }
 
@@ -110,7 +151,7 @@ export class WeakTable {
   }
 
   /**
-   * Removes entry `id` if present. Its filter bit stays set (another weak sum may share it):
+   * Removes entry `id` if present. Its filter bits stay set (another weak sum may share them):
    * a false positive until the next rebuild.
    */
   remove (weak: number, id: number): boolean {
