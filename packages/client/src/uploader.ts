@@ -394,6 +394,7 @@ export class Uploader {
         const d = ops[i] as DeltaOp
         if (d.type === 'literal') {
           await this.#enqueue(literals.encode(d.data), async ({ z, payload }) => {
+            if (admitted.nacked === true) return // refused meanwhile: the rest is dropped, see below
             await this.#conn.send({ t: 'data', id, z }, payload)
             sent += payload.length
           })
@@ -408,7 +409,9 @@ export class Uploader {
           ranges.push([next.offset, next.length])
           i++
         }
-        await this.#enqueue(Promise.resolve(), async () => { await this.#conn.send({ t: 'copy', id, base, ranges }) })
+        await this.#enqueue(Promise.resolve(), async () => {
+          if (admitted.nacked !== true) await this.#conn.send({ t: 'copy', id, base, ranges })
+        })
         this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
       }
     }

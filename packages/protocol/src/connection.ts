@@ -1,7 +1,7 @@
 /**
  * One peer over one stream: typed messages in and out, framed, validated, with backpressure both
- * ways (after holepunch's framed-stream). Reading pauses the socket while `maxQueued` frames wait
- * for the consumer; `send` resolves once the socket accepted the bytes (after 'drain' if it was
+ * ways (after holepunch's framed-stream). Reading pauses the socket while `maxQueued` frames, or
+ * `maxQueuedBytes` of payload, wait for the consumer; `send` resolves once the socket accepted the bytes (after 'drain' if it was
  * full), so a sender that awaits it never buffers more than the socket's high-water mark.
  */
 import { once } from 'node:events'
@@ -15,6 +15,13 @@ import { type Message, validateMessage } from './messages.js'
 export const PRE_AUTH_MAX_FRAME = 1024
 /** After auth: a message header plus at most one data chunk. */
 export const MAX_FRAME = 4 * 1024 * 1024
+
+/**
+ * Payload bytes read ahead of the consumer before reading pauses. Frames alone (64 of up to
+ * 4 MiB) let a peer park 256 MiB in a busy server's memory, and an upload refused by a slow
+ * check ran that far ahead of the refusal.
+ */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, variableMapSize: true, int64AsType: 'number' })
 
@@ -45,15 +52,18 @@ export class Connection {
   readonly #decoder: FrameDecoder
   readonly #queue: Incoming[] = []
   readonly #maxQueued: number
+  readonly #maxQueuedBytes: number
+  #queuedBytes = 0
   #error: Error | undefined
   #ended = false
   #waiters: Array<() => void> = []
   #closed = false
 
-  constructor (socket: Duplex, opts: { maxFrame?: number, maxQueued?: number } = {}) {
+  constructor (socket: Duplex, opts: { maxFrame?: number, maxQueued?: number, maxQueuedBytes?: number } = {}) {
     this.socket = socket
     this.#decoder = new FrameDecoder(opts.maxFrame ?? PRE_AUTH_MAX_FRAME)
     this.#maxQueued = opts.maxQueued ?? 64
+    this.#maxQueuedBytes = opts.maxQueuedBytes ?? MAX_QUEUED_BYTES
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
     socket.on('end', () => this.#onEnd())
     socket.on('close', () => this.#onEnd())
@@ -112,7 +122,8 @@ export class Connection {
     for (;;) {
       const item = this.#queue.shift()
       if (item !== undefined) {
-        if (this.#queue.length < this.#maxQueued / 2 && this.socket.isPaused() && !this.#ended) this.socket.resume()
+        this.#queuedBytes -= item.payload.length
+        if (this.#queue.length < this.#maxQueued / 2 && this.#queuedBytes < this.#maxQueuedBytes / 2 && this.socket.isPaused() && !this.#ended) this.socket.resume()
         return item
       }
       if (this.#error !== undefined) throw this.#error
@@ -176,6 +187,7 @@ export class Connection {
         const msg = decodeMessage(f.header)
         this.bytesIn += 6 + f.header.length + f.payload.length
         this.#queue.push({ msg, payload: f.payload })
+        this.#queuedBytes += f.payload.length
       }
       if (this.#decoder.error !== undefined) throw this.#decoder.error
     } catch (err) {
@@ -184,7 +196,7 @@ export class Connection {
       this.#fail(err as Error)
       return
     }
-    if (this.#queue.length >= this.#maxQueued) this.socket.pause()
+    if (this.#queue.length >= this.#maxQueued || this.#queuedBytes >= this.#maxQueuedBytes) this.socket.pause()
     this.#notify()
   }
 
