@@ -478,6 +478,8 @@ export class PushClient {
   // ---- state ----------------------------------------------------------------------------------
 
   #saveTimer: NodeJS.Timeout | undefined
+  /** Versions of the model of the server and of the block cache in the state files. */
+  #saved = { remote: -1, blocks: -1 }
 
   #scheduleSave (): void {
     if (this.#saveTimer !== undefined) return
@@ -504,6 +506,7 @@ export class PushClient {
     ])
     this.#blocks = blocks
     for (const [p, e] of rows ?? []) this.#remote.set(p, e)
+    this.#saved = { remote: this.#remote.version, blocks: blocks.version }
   }
 
   /**
@@ -516,13 +519,18 @@ export class PushClient {
     this.#saveTimer = undefined
     // Otherwise not pruned: while operations are in flight the model is ahead of the server.
     if (settled) this.#blocks?.prune(this.#remote)
+    // What did not change since it was loaded or saved is not written again.
+    const remote = this.#remote.version
+    const blocks = this.#blocks
+    const blocksVersion = blocks?.version ?? 0
     await Promise.all([
       this.#tree.save(this.#stateFile('local')),
       // Only a view every op of which was acknowledged is worth keeping; otherwise the next
       // connect will find the digests differ and list.
-      saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote),
-      this.#blocks?.save(this.#stateFile('blocks')),
+      remote === this.#saved.remote ? undefined : saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote),
+      blocks === undefined || blocksVersion === this.#saved.blocks ? undefined : blocks.save(this.#stateFile('blocks')),
     ])
+    this.#saved = { remote, blocks: blocksVersion }
   }
 
   // ---- helpers --------------------------------------------------------------------------------

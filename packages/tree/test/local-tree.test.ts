@@ -1,6 +1,6 @@
 /** LocalTree on real temp folders: what a scan reports, what the stat cache saves, what it cannot be fooled by. */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalTree } from '../src/index.js'
@@ -46,6 +46,30 @@ t.test('same size, same mtime, new content: the stamp (ctime, inode) tells', asy
   t.ok(changed.has('top.txt'), 'reported')
   const after = lt.manifest.get('top.txt')
   t.ok(before?.kind === 'file' && after?.kind === 'file' && !before.hash.equals(after.hash), 'and re-hashed')
+})
+
+t.test('save writes only when the tree or its stat cache changed since the last save or load', async (t) => {
+  const root = tree()
+  const state = join(mkdtempSync(join(tmpdir(), 'fsyncd-state-')), 'local')
+  const lt = new LocalTree(root, { ignore: (p) => p === '.fsyncd' })
+  await lt.scan()
+  await lt.save(state)
+  rmSync(state)
+  await lt.scan()
+  await lt.save(state)
+  t.notOk(existsSync(state), 'a scan that found nothing new: nothing written')
+  utimesSync(join(root, 'top.txt'), new Date(5000), new Date(5000))
+  await lt.scan()
+  await lt.save(state)
+  t.ok(existsSync(state), 'a changed mtime: written')
+  const loaded = new LocalTree(root, { ignore: (p) => p === '.fsyncd' })
+  await loaded.load(state)
+  rmSync(state)
+  await loaded.scan()
+  await loaded.save(state)
+  t.notOk(existsSync(state), 'loaded and unchanged: nothing written')
+  await loaded.save(join(state + '-other'))
+  t.ok(existsSync(state + '-other'), 'another file is written')
 })
 
 t.test('save and load: a restarted scan hashes nothing that did not change', async (t) => {
