@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO } from './proc.js'
 
-export interface Product { bin: string, commit: string, dirty: string[] }
+/** The frozen copy: its CLI, the folder holding its packages, and what it was built from. */
+export interface Product { bin: string, root: string, commit: string, dirty: string[] }
 
 function git (args: string[]): string {
   try { return execFileSync('git', args, { cwd: REPO, encoding: 'utf8' }).trim() } catch { return '' }
@@ -36,5 +37,5 @@ export async function freezeProduct (work: string): Promise<Product> {
   }
   const bin = join(root, 'packages', 'cli', 'dist', 'bundle', 'fsyncd.mjs')
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npm run build)`)
-  return { bin, commit: git(['rev-parse', '--short', 'HEAD']), dirty: git(['status', '--porcelain', '--', 'packages', 'protocol']).split('\n').filter((l) => l !== '') }
+  return { bin, root, commit: git(['rev-parse', '--short', 'HEAD']), dirty: git(['status', '--porcelain', '--', 'packages', 'protocol']).split('\n').filter((l) => l !== '') }
 }

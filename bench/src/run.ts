@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 import { runScenario, type ScenarioResult } from './compare.js'
@@ -165,7 +165,7 @@ async function main (): Promise<number> {
         layer: args.fuzzLayer,
         bin: product.bin,
         // The frozen copy's protocol package, the one its server runs.
-        protocolUrl: pathToFileURL(join(dirname(product.bin), '..', '..', 'protocol', 'dist', 'index.js')).href,
+        protocolUrl: pathToFileURL(join(product.root, 'packages', 'protocol', 'dist', 'index.js')).href,
         work,
         keep: args.keep,
         log,
