@@ -128,8 +128,8 @@ async function main (): Promise<number> {
     .exitProcess(false)
     .fail((msg, err) => {
       if (err !== undefined && err !== null) throw err
-      process.stderr.write(`fsyncd: ${msg}\n(see fsyncd --help)\n`)
-      result = Promise.resolve(Exit.USAGE)
+      // Thrown, not printed: yargs would go on to its next check, and to the command itself.
+      throw usageError(`${msg}\n(see fsyncd --help)`)
     })
   await parser.parseAsync()
   return await (result ?? Promise.resolve(Exit.OK))
