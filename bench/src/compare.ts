@@ -15,6 +15,8 @@ export interface ToolOutcome extends SyncResult {
   baseTotal: number
   /** Differences between destination and source after the measured sync (empty: correct). */
   mismatch: string[]
+  /** With several runs: the fastest and slowest wall time (the row shows the median run). */
+  wallRangeMs?: [number, number]
 }
 
 export interface ScenarioResult {
@@ -22,6 +24,8 @@ export interface ScenarioResult {
   description: string
   outcomes: ToolOutcome[]
   setupMs: number
+  /** How many runs the outcomes are the median of (absent: one). */
+  runs?: number
 }
 
 const log = (s: string): void => { process.stderr.write(`[bench] ${s}\n`) }

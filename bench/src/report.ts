@@ -51,15 +51,15 @@ export function rsyncBest (outcomes: ToolOutcome[]): ToolOutcome | undefined {
 
 export function scenarioTable (results: ScenarioResult[]): string {
   const lines = [
-    '| scenario | tool | up | down | total | wall time | client RSS | server RSS | ÷ rsync best | ÷ naive | tool\'s own count | check |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| scenario | tool | up | down | total | wall time | (fastest–slowest) | client RSS | server RSS | ÷ rsync best | ÷ naive | tool\'s own count | check |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ]
   for (const s of results) {
     const best = rsyncBest(s.outcomes)
     const naive = s.outcomes.find((o) => o.tool === 'naive' && o.error === undefined)
     for (const o of s.outcomes) {
       const err = o.error !== undefined && o.wallMs === 0
-      lines.push(`| ${s.name} | ${o.tool} | ${err ? '—' : bytes(o.up)} | ${err ? '—' : bytes(o.down)} | ${err ? '—' : `**${bytes(o.total)}**`} | ${err ? '—' : ms(o.wallMs)} | ${mib(o.clientRss)} | ${mib(o.serverRss)} | ${err ? '—' : ratio(o.total, best?.total)} | ${err ? '—' : ratio(o.total, naive?.total)} | ${o.own ?? '—'} | ${o.mismatch.length === 0 ? 'ok' : '**MISMATCH**'} |`)
+      lines.push(`| ${s.name} | ${o.tool} | ${err ? '—' : bytes(o.up)} | ${err ? '—' : bytes(o.down)} | ${err ? '—' : `**${bytes(o.total)}**`} | ${err ? '—' : ms(o.wallMs)} | ${o.wallRangeMs === undefined ? '—' : `${ms(o.wallRangeMs[0])}–${ms(o.wallRangeMs[1])}`} | ${mib(o.clientRss)} | ${mib(o.serverRss)} | ${err ? '—' : ratio(o.total, best?.total)} | ${err ? '—' : ratio(o.total, naive?.total)} | ${o.own ?? '—'} | ${o.mismatch.length === 0 ? 'ok' : '**MISMATCH**'} |`)
     }
   }
   const legend = results.map((s) => `- **${s.name}**: ${s.description}`)

@@ -3,7 +3,7 @@
  * watch latency, a many-files scale run, (full runs) the delta engine's speed, and a fuzz of the
  * wire protocol in process and against a live server.
  *
- *   node bench/dist/run.js [--quick] [--only initial,edit,…,watch,scale,engine,fuzz] [--json-out FILE] [--keep]
+ *   node bench/dist/run.js [--quick] [--reps N] [--only initial,edit,…,watch,scale,engine,fuzz] [--json-out FILE] [--keep]
  *                          [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]
  *
  * Prints Markdown on stdout (progress on stderr), writes JSON to bench/results/<timestamp>.json,
@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
-import { runScenario, type ScenarioResult } from './compare.js'
+import { runScenario, type ScenarioResult, type ToolOutcome } from './compare.js'
 import { BENCH_DIST, useFsyncdBin } from './proc.js'
 import { freezeProduct, type Product } from './product.js'
 import type { FuzzResult } from './fuzz-common.js'
@@ -36,6 +36,8 @@ const BENCH_DIR = join(BENCH_DIST, '..')
 
 interface Args {
   quick: boolean
+  /** Runs of each scenario; the table shows each tool's run of median wall time. */
+  reps: number | undefined
   only: string[] | undefined
   jsonOut: string | undefined
   keep: boolean
@@ -50,7 +52,7 @@ interface Args {
 }
 
 function parseArgs (argv: string[]): Args {
-  const args: Args = { quick: false, only: undefined, jsonOut: undefined, keep: false, seed: Math.floor(Math.random() * 2 ** 31), fuzzCase: undefined, fuzzStrict: false, fuzzLayer: undefined }
+  const args: Args = { quick: false, reps: undefined, only: undefined, jsonOut: undefined, keep: false, seed: Math.floor(Math.random() * 2 ** 31), fuzzCase: undefined, fuzzStrict: false, fuzzLayer: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
     const value = (): string => {
@@ -60,6 +62,11 @@ function parseArgs (argv: string[]): Args {
     }
     if (a === '--quick') args.quick = true
     else if (a === '--keep') args.keep = true
+    else if (a.startsWith('--reps')) {
+      const v = Number(value())
+      if (!Number.isInteger(v) || v < 1 || v > 15) throw new Error('--reps needs an integer in 1..15')
+      args.reps = v
+    }
     else if (a.startsWith('--only')) args.only = value().split(',').map((s) => s.trim()).filter((s) => s !== '')
     else if (a.startsWith('--json-out')) args.jsonOut = value()
     else if (a === '--fuzz-strict') args.fuzzStrict = true
@@ -78,7 +85,7 @@ function parseArgs (argv: string[]): Args {
       args.fuzzCase = [Number(m[1]), Number(m[2])]
       args.only ??= ['fuzz']
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep] [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]\n`)
+      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--reps N] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep] [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]\n`)
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -103,6 +110,22 @@ async function engineBench (): Promise<{ output: string, code: number | null, ms
   })
 }
 
+/**
+ * One result of several runs of a scenario: per tool, the run of median wall time (its bytes,
+ * memory and timing together); every run's mismatches, so a wrong destination in any run fails.
+ */
+function medianRun (runs: ScenarioResult[]): ScenarioResult {
+  const first = runs[0] as ScenarioResult
+  if (runs.length === 1) return first
+  const outcomes = first.outcomes.map((_, i) => {
+    const all = runs.map((r) => r.outcomes[i] as ToolOutcome).sort((a, b) => a.wallMs - b.wallMs)
+    const median = all[Math.floor(all.length / 2)] as ToolOutcome
+    const mismatch = [...new Set(all.flatMap((o) => o.mismatch))]
+    return { ...median, mismatch, wallRangeMs: [(all[0] as ToolOutcome).wallMs, (all[all.length - 1] as ToolOutcome).wallMs] as [number, number] }
+  })
+  return { ...first, outcomes, setupMs: runs.reduce((n, r) => n + r.setupMs, 0), runs: runs.length }
+}
+
 async function updateReadme (markdown: string): Promise<void> {
   const path = join(BENCH_DIR, 'README.md')
   const start = '<!-- bench:results:start -->'
@@ -120,6 +143,8 @@ async function main (): Promise<number> {
   const t0 = performance.now()
   const wanted = (name: string): boolean => args.only === undefined || args.only.includes(name)
   const sizes = args.quick ? QUICK : FULL
+  // One wall-time sample swung ±20 % here from run to run (a shared VM): three, and the median.
+  const reps = args.reps ?? (args.quick ? 1 : 3)
   const rsync = rsyncVersion()
   const m = machine(rsync)
   const work = await mkdtemp(join(tmpdir(), 'fsyncd-bench-'))
@@ -143,7 +168,9 @@ async function main (): Promise<number> {
     const rsyncs = (z: boolean[]): Tool[] => daemon === undefined ? [] : z.map((c) => new RsyncTool(daemon as RsyncDaemon, c))
     for (const sc of SCENARIOS.filter((s) => wanted(s.name))) {
       log(`scenario ${sc.name}: ${sc.describe(sizes)}`)
-      scenarios.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs([false, true]), new NaiveTool()]))
+      const runs: ScenarioResult[] = []
+      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs([false, true]), new NaiveTool()]))
+      scenarios.push(medianRun(runs))
     }
     if (wanted('watch')) {
       const saves = args.quick ? 60 : 300
@@ -191,7 +218,10 @@ async function main (): Promise<number> {
   ]
   const version = `fsyncd ${product.commit}${product.dirty.length > 0 ? ` with uncommitted changes in ${product.dirty.length} files` : ''}`
   const sections = [`fsyncd bench (${args.quick ? 'quick' : 'full'}) — ${version} — ${machineLine(m)}`]
-  if (scenarios.length > 0) sections.push('### Bytes on the wire, one measured sync per tool\n\n' + scenarioTable(scenarios))
+  if (scenarios.length > 0) {
+    const runs = scenarios[0]?.runs ?? 1
+    sections.push(`### Bytes on the wire, one measured sync per tool${runs > 1 ? ` (each scenario run ${runs} times; the row is the tool's median run)` : ''}\n\n` + scenarioTable(scenarios))
+  }
   if (watch !== undefined) sections.push('### Watch latency (close() → file at its final name on the server, content checked)\n\n' + watchTable(watch))
   if (scaled !== undefined) sections.push('### Scale\n\n' + scaleTable(scaled))
   if (fuzzed !== undefined) sections.push('### Wire fuzz (in process, and against a live server over TCP)\n\n' + fuzzTable(fuzzed))
