@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
-import { BlockIndex, type BlockIndexWriter, createStrongHasher, type DeltaOp, Deltifier, IndexingDeltifier, type StrongHasher } from '@fsyncd/delta'
+import { BlockIndex, type BlockIndexWriter, createStrongHasher, type DeltaOp, Deltifier, INDEXING_MAX_COPY, IndexingDeltifier, type StrongHasher } from '@fsyncd/delta'
 import { type Manifest, SIG_BLOCK_SIZE } from '@fsyncd/protocol'
 import { Packr } from 'msgpackr'
 
@@ -173,8 +173,9 @@ export class ServerBlocks {
 
   /** Starts sending content `hash`: deltified against the cache unless `delta` is false. */
   upload (hash: Buffer, delta: boolean): Upload {
-    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher) : undefined
     const pending = this.#begin(hash)
+    // Bounded copies: the indexing pass holds the bytes a pending copy covers.
+    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher, pending === undefined ? {} : { maxCopy: INDEXING_MAX_COPY }) : undefined
     const prefix = (chunk: Uint8Array): void => pending?.writer.push(chunk)
     if (deltifier === undefined) {
       return {

@@ -17,13 +17,19 @@ export interface LiteralOp { type: 'literal', data: Uint8Array }
  * several `take()` calls.
  */
 export class OpCoalescer {
+  readonly #maxCopy: number
   #ops: DeltaOp[] = []
   #copyRef = -1
   #copyOffset = 0
   #copyLength = 0
 
+  /** `maxCopy`: a copy is not extended past this many bytes (a new one starts). */
+  constructor (maxCopy = Infinity) {
+    this.#maxCopy = maxCopy
+  }
+
   copy (fileRef: number, offset: number, length: number): void {
-    if (fileRef === this.#copyRef && offset === this.#copyOffset + this.#copyLength) {
+    if (fileRef === this.#copyRef && offset === this.#copyOffset + this.#copyLength && this.#copyLength + length <= this.#maxCopy) {
       this.#copyLength += length
       return
     }

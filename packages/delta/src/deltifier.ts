@@ -18,6 +18,12 @@ export interface DeltifierOptions {
    * while the index holds such files, and not right after edits inside a matched file.
    */
   anchors?: boolean
+  /**
+   * Longest copy op in bytes (default: unbounded, an unchanged file is one op). A caller that
+   * keeps the target's bytes until ops cover them (IndexingDeltifier) bounds its memory with it:
+   * a copy still growing is not handed out.
+   */
+  maxCopy?: number
 }
 
 /**
@@ -49,7 +55,7 @@ export class Deltifier {
   readonly #maxLiteral: number
   readonly #anchors: boolean
   readonly #capacity: number
-  readonly #ops = new OpCoalescer()
+  readonly #ops: OpCoalescer
   #buf: Uint8Array
   /** Bytes of target before #buf[0] (dropped by #makeRoom): where #buf sits in the target. */
   #base = 0
@@ -90,6 +96,9 @@ export class Deltifier {
     this.#blockSize = index.blockSize
     this.#maxLiteral = maxLiteral
     this.#anchors = opts.anchors ?? true
+    const maxCopy = opts.maxCopy ?? Infinity
+    if (!(maxCopy >= index.blockSize)) throw new DeltaError('MISUSE', `maxCopy ${maxCopy} is below the block size`)
+    this.#ops = new OpCoalescer(maxCopy)
     // What the scan may hold back (a pending literal and two blocks of lookahead) fills at most half.
     this.#capacity = 2 * (maxLiteral + 2 * index.blockSize)
     this.#buf = new Uint8Array(Math.min(this.#capacity, 16 * index.blockSize))

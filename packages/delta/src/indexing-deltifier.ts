@@ -15,8 +15,13 @@ import type { Deltifier } from './deltifier.js'
  * the copies are no longer aligned with the file's own blocks, and those blocks are summed from
  * their bytes, as a plain writer would.
  *
- * Pushed chunks are kept (not copied) until the ops cover them: do not reuse them.
+ * Pushed chunks are kept (not copied) until the ops cover them: do not reuse them. A copy op is
+ * handed out only once it stops growing, so give the deltifier a `maxCopy` (see
+ * `INDEXING_MAX_COPY`): without one, an unchanged stretch of a huge file would be held whole.
  */
+/** The `maxCopy` to give the deltifier: what is held stays below this plus the deltifier's lag. */
+export const INDEXING_MAX_COPY = 8 * 1024 * 1024
+
 export class IndexingDeltifier {
   readonly #deltifier: Deltifier
   readonly #index: BlockIndex
@@ -29,6 +34,13 @@ export class IndexingDeltifier {
     this.#deltifier = deltifier
     this.#index = index
     this.#writer = writer
+  }
+
+  /** Bytes pushed and not yet covered by ops (held). */
+  get held (): number {
+    let n = -this.#skip
+    for (const c of this.#held) n += c.length
+    return n
   }
 
   push (chunk: Uint8Array): DeltaOp[] {

@@ -172,3 +172,28 @@ t.test('IndexingDeltifier: an edit in place sums only the changed blocks', async
   t.ok(summed >= 90, `after an insertion the blocks are summed from their bytes (${summed})`)
   t.equal(Buffer.compare(index2.serialize(), indexOf(hasher, new Map([[1, base], [2, shifted]]), B).serialize()), 0, 'and the index is right')
 })
+
+t.test('IndexingDeltifier holds at most maxCopy and a chunk of the target, however long the unchanged stretch', async (t) => {
+  const B = 64
+  const r = new Prng(99)
+  const base = r.bytes(2 * 1024 * 1024)
+  const target = concat(base, r.bytes(1000)) // unchanged, then an append
+  const run = (maxCopy: number | undefined): number => {
+    const index = indexOf(hasher, new Map([[1, base]]), B)
+    const writer = index.addFile(2, hasher)
+    const d = new IndexingDeltifier(new Deltifier(index, hasher, maxCopy === undefined ? {} : { maxCopy }), index, writer)
+    let most = 0
+    for (let at = 0; at < target.length; at += 4096) {
+      d.push(target.slice(at, at + 4096))
+      most = Math.max(most, d.held)
+    }
+    d.end()
+    writer.end()
+    t.equal(Buffer.compare(index.serialize(), indexOf(hasher, new Map([[1, base], [2, target]]), B).serialize()), 0, 'and indexes the target right')
+    return most
+  }
+  const bounded = run(16 * 1024)
+  t.ok(bounded <= 16 * 1024 + 4096 + 4 * B, `with maxCopy 16 KiB: at most ${bounded} B held`)
+  const unbounded = run(undefined)
+  t.ok(unbounded > 1024 * 1024, `without it the whole unchanged stretch is held (${unbounded} B): what the bound is for`)
+})
