@@ -69,9 +69,10 @@ t.test('a connection cut mid-upload: the next push sends only the rest', async (
 })
 
 t.test('a partial that differs from the file is refused by its prefix hash; the file is sent whole', async (t) => {
-  // Bigger than the others: what the sockets and the server's read-ahead hold (up to ~20 MiB on
-  // loopback) goes out before the refusal arrives, and must stay small beside what follows.
-  const size = 2 * BIG
+  // Bigger than the others: what the sockets and the server's read-ahead hold goes out before
+  // the refusal arrives (up to ~44 MiB here: loopback TCP buffers autotune to 32 MiB + 4 MiB,
+  // plus 8 MiB of frames), and must stay small beside what follows.
+  const size = 3 * BIG
   const { src, name } = bigSource(size)
   const dest = tempDir()
   const server = await startServer(dest, { args: ['--log-level', 'warn'] })

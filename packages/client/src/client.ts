@@ -480,6 +480,8 @@ export class PushClient {
   #saveTimer: NodeJS.Timeout | undefined
   /** Versions of the model of the server and of the block cache in the state files. */
   #saved = { remote: -1, blocks: -1 }
+  /** The save running, if any (see #saveState). */
+  #saving: Promise<void> = Promise.resolve()
 
   #scheduleSave (): void {
     if (this.#saveTimer !== undefined) return
@@ -517,6 +519,13 @@ export class PushClient {
   async #saveState (settled = false): Promise<void> {
     clearTimeout(this.#saveTimer)
     this.#saveTimer = undefined
+    // One save at a time: the timer's and the watch loop's would write the same temp files.
+    const run = this.#saving.then(async () => await this.#save(settled))
+    this.#saving = run.catch(() => {})
+    await run
+  }
+
+  async #save (settled: boolean): Promise<void> {
     // Otherwise not pruned: while operations are in flight the model is ahead of the server.
     if (settled) this.#blocks?.prune(this.#remote)
     // What did not change since it was loaded or saved is not written again.

@@ -75,10 +75,12 @@ export async function encodeOnce (data: Uint8Array): Promise<Encoded> {
 /**
  * Whether a small file looks worth compressing: the order-0 entropy of its first bytes. Costs
  * microseconds, where compressing random bytes to learn they do not shrink costs milliseconds.
+ * Files too short to judge go with the compressible ones: in a batch they share a compressor
+ * with the rest (many small config or source files shrink together).
  */
 export function looksCompressible (data: Uint8Array): boolean {
   const n = Math.min(data.length, ENTROPY_SAMPLE)
-  if (n < MIN_COMPRESS) return false
+  if (n < MIN_COMPRESS) return true
   const counts = new Uint32Array(256)
   for (let i = 0; i < n; i++) counts[data[i]!]!++
   let bits = 0

@@ -410,9 +410,10 @@ export class Uploader {
           i++
         }
         await this.#enqueue(Promise.resolve(), async () => {
-          if (admitted.nacked !== true) await this.#conn.send({ t: 'copy', id, base, ranges })
+          if (admitted.nacked === true) return
+          await this.#conn.send({ t: 'copy', id, base, ranges })
+          this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
         })
-        this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
       }
     }
     // Synchronous reads into fresh buffers (a payload may still sit in the socket's queue): from
@@ -466,7 +467,8 @@ export class Uploader {
         return -1
       }
       await this.#conn.send({ t: 'end', id })
-      upload?.commit()
+      // A base for later files, unless the server refused it meanwhile (it would not hold it).
+      if (admitted.nacked !== true) upload?.commit()
       this.stats.literalBytes += sent
       return sent
     } finally {
@@ -497,6 +499,9 @@ export class Uploader {
       await this.#send({ ...op, have: false })
       return
     }
+    // Whatever the cache holds under this content is not on the server (HASH_MISMATCH: the bytes
+    // sent were not that content, and the sums cached for them are wrong for it).
+    if (op.t === 'file' && !op.have) this.#opts.blocks?.forget(op.entry.hash)
     if (op.t === 'file' && !op.have && (op as FileOp).noDelta !== true && (code === 'MISSING' || code === 'HASH_MISMATCH')) {
       // A base our cache believed in is gone or differs: the safe path sends every byte.
       this.#uncount(pending)
