@@ -7,14 +7,18 @@
  * fraction of that. Left outside, loaded from node_modules as usual: @parcel/watcher (native),
  * pino and its transports (they start worker threads from files). Commands imported lazily by bin.js stay lazy: they become chunks beside the bundle.
  */
-import { rmSync } from 'node:fs'
+import { existsSync, renameSync, rmSync } from 'node:fs'
 import { build } from 'esbuild'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..')
 const outdir = join(cli, 'dist', 'bundle')
-rmSync(outdir, { recursive: true, force: true }) // chunks are named by content: old ones would pile up
+// Built aside, then swapped in: a half-written bundle never runs, and old chunks (named by
+// content) do not pile up. A fsyncd still running from the old set that imports a chunk lazily
+// after a rebuild may not find it: restart what runs after building.
+const building = `${outdir}.building`
+rmSync(building, { recursive: true, force: true })
 
 /**
  * string-width (yargs measures its help text with it, and renders the help of the command it
@@ -42,7 +46,7 @@ const lazyStringWidth = {
 await build({
   plugins: [lazyStringWidth],
   entryPoints: { fsyncd: join(cli, 'dist', 'bin.js') },
-  outdir,
+  outdir: building,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -58,3 +62,8 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 })
+
+rmSync(`${outdir}.old`, { recursive: true, force: true })
+if (existsSync(outdir)) renameSync(outdir, `${outdir}.old`)
+renameSync(building, outdir)
+rmSync(`${outdir}.old`, { recursive: true, force: true })
