@@ -9,9 +9,9 @@
  *   | word salad (the bench's text) | 3.66:1  42 MB/s | 4.01:1  21 MB/s |
  *
  * The choice is made on a sample (the first 64 KiB): both codecs compress it and the smaller
- * wins for the whole chunk and the rest of the file; what the sample shows shrinking by less than
- * 10 % is sent raw from then on (media, archives, encrypted data), so incompressible bytes cost
- * no compression. Trying both codecs on whole chunks, as before, cost twice the CPU for a choice
+ * wins for the whole chunk and the next 16 MiB of the file; what the sample shows shrinking by
+ * less than 10 % is sent raw until then (media, archives, encrypted data), so incompressible
+ * bytes cost no compression. Trying both codecs on whole chunks, as before, cost twice the CPU for a choice
  * the sample makes as well.
  *
  * Every call runs on libuv's thread pool: the caller keeps reading and deltifying while the
@@ -29,6 +29,8 @@ const deflateRaw = promisify(deflateRawCb)
 const MIN_COMPRESS = 256
 /** The part of the data both codecs are tried on. */
 const SAMPLE = 64 * 1024
+/** A file's codec is chosen again after this many bytes: its first bytes may not be like the rest. */
+const RECHOOSE_EVERY = 16 * 1024 * 1024
 /** Bytes of a small file whose byte histogram decides whether it is worth compressing. */
 const ENTROPY_SAMPLE = 4096
 /**
@@ -92,14 +94,22 @@ export function looksCompressible (data: Uint8Array): boolean {
 }
 
 /**
- * Encodes one file's literals in order, choosing the codec on the first chunk's sample. Calls
- * may overlap (each starts compressing at once); each resolves with its own chunk's encoding.
+ * Encodes one file's literals in order, choosing the codec on the first chunk's sample and again
+ * every 16 MiB (a zero-filled header must not decide for gigabytes of media). Calls may overlap
+ * (each starts compressing at once); each resolves with its own chunk's encoding.
  */
 export class LiteralEncoder {
   #codec: Promise<Compression> | undefined
+  /** Literal bytes encoded since the codec was chosen. */
+  #since = 0
 
   async encode (data: Uint8Array): Promise<Encoded> {
     if (data.length < MIN_COMPRESS) return { z: 0, payload: data }
+    if (this.#since >= RECHOOSE_EVERY) {
+      this.#codec = undefined
+      this.#since = 0
+    }
+    this.#since += data.length
     this.#codec ??= chooseCodec(data.subarray(0, SAMPLE))
     const z = await this.#codec
     if (z === 0) return { z, payload: data }

@@ -191,7 +191,10 @@ export class Uploader {
         await this.#addToBatch(op)
         continue
       }
-      await this.#sendBatches()
+      // Folders and links may go ahead of the small files gathered so far (a plan creates a
+      // parent before its children, so no gathered file needs them): batches then fill across
+      // folders. Anything else may depend on those files (a move, a delete, content to copy).
+      if (op.t !== 'mkdir' && op.t !== 'symlink') await this.#sendBatches()
       await this.#send(op)
     }
     await this.#sendBatches()
@@ -306,13 +309,15 @@ export class Uploader {
   }
 
   async #send (op: PlannedOp): Promise<void> {
-    await this.#settle() // what is queued goes first
-    const { id, pending } = await this.#admit(op)
     if (op.t !== 'file') {
+      const { id } = await this.#admit(op)
       if (op.t === 'delete') this.stats.deleted++
-      await this.#conn.send(toMessage(op, id))
+      // In the send chain: after what is queued, without waiting for it.
+      await this.#enqueue(Promise.resolve(), async () => { await this.#conn.send(toMessage(op, id)) })
       return
     }
+    await this.#settle() // what is queued goes first
+    const { id, pending } = await this.#admit(op)
     const e = op.entry
     if (op.have) {
       this.#count(pending, 'deduplicated')
