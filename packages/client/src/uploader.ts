@@ -394,10 +394,24 @@ export class Uploader {
     const blocks = this.#opts.blocks
     const literals = new LiteralEncoder()
     let sent = 0
+    // Copies from one base gather into one message, across calls (the deltifier cuts long
+    // copies, see maxCopy): a range that continues the last one extends it.
+    let copying: { fileRef: number, ranges: Array<[number, number]> } | undefined
+    const flushCopies = async (): Promise<void> => {
+      if (copying === undefined) return
+      const base = blocks?.hashOf(copying.fileRef) as Buffer
+      const ranges = copying.ranges
+      copying = undefined
+      await this.#enqueue(Promise.resolve(), async () => {
+        if (admitted.nacked === true) return
+        await this.#conn.send({ t: 'copy', id, base, ranges })
+        this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
+      })
+    }
     const emit = async (ops: DeltaOp[]): Promise<void> => {
-      for (let i = 0; i < ops.length; i++) {
-        const d = ops[i] as DeltaOp
+      for (const d of ops) {
         if (d.type === 'literal') {
+          await flushCopies()
           await this.#enqueue(literals.encode(d.data), async ({ z, payload }) => {
             if (admitted.nacked === true) return // refused meanwhile: the rest is dropped, see below
             await this.#conn.send({ t: 'data', id, z }, payload)
@@ -405,20 +419,19 @@ export class Uploader {
           })
           continue
         }
-        // Consecutive copies from the same base travel as one message.
-        const base = blocks?.hashOf(d.fileRef) as Buffer
-        const ranges: Array<[number, number]> = [[d.offset, d.length]]
-        while (i + 1 < ops.length && ranges.length < MAX_RANGES_PER_COPY) {
-          const next = ops[i + 1] as DeltaOp
-          if (next.type !== 'copy' || next.fileRef !== d.fileRef) break
-          ranges.push([next.offset, next.length])
-          i++
+        if (copying !== undefined && copying.fileRef === d.fileRef) {
+          const last = copying.ranges[copying.ranges.length - 1] as [number, number]
+          if (last[0] + last[1] === d.offset) {
+            last[1] += d.length
+            continue
+          }
+          if (copying.ranges.length < MAX_RANGES_PER_COPY) {
+            copying.ranges.push([d.offset, d.length])
+            continue
+          }
         }
-        await this.#enqueue(Promise.resolve(), async () => {
-          if (admitted.nacked === true) return
-          await this.#conn.send({ t: 'copy', id, base, ranges })
-          this.stats.copiedBytes += ranges.reduce((n, r) => n + r[1], 0)
-        })
+        await flushCopies()
+        copying = { fileRef: d.fileRef, ranges: [[d.offset, d.length]] }
       }
     }
     // Synchronous reads into fresh buffers (a payload may still sit in the socket's queue): from
@@ -465,6 +478,7 @@ export class Uploader {
         await emit(upload === undefined ? [{ type: 'literal', data }] : upload.push(data))
       }
       if (upload !== undefined) await emit(upload.end())
+      await flushCopies()
       await this.#settle() // `sent` is complete, and `end` or `abort` follows the data
       const after = await fh.stat()
       if (!sameVersion(before, after)) {
