@@ -72,6 +72,35 @@ t.test('a stale block cache falls back to the data and never leaves a wrong file
   t.same(diffTrees(src, dest), [], 'the right content, whatever the cache said')
 })
 
+t.test('many uploads refused at once (their base changed behind the client\'s back) are all sent again', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  const base = seededBytes(51, 200 * 1024)
+  writeFileSync(join(src, 'base.bin'), base)
+  let server = await startServer(dest)
+  t.equal((await pushOnce(src, server.port, state)).code, 0)
+  await server.stop()
+  const onServer = readFileSync(join(dest, 'base.bin'))
+  seededBytes(52, 4096).copy(onServer, 50_000)
+  writeFileSync(join(dest, 'base.bin'), onServer)
+  server = await startServer(dest)
+  t.teardown(() => server.stop())
+  // Sixty new files, each the (cached, now stale) base with its own small edit: all deltified
+  // against it, all refused, all resent with their data, a few at a time.
+  for (let i = 0; i < 60; i++) {
+    const v = Buffer.from(base)
+    seededBytes(100 + i, 64).copy(v, 1000 * i)
+    writeFileSync(join(src, `v${i}.bin`), v)
+  }
+  const r = await pushOnce(src, server.port, state)
+  t.equal(r.code, 0, r.stderr.slice(-500))
+  t.same(diffTrees(src, dest), [], 'every refused file arrived whole')
+  t.same(r.summary?.failures, [], 'none reported as failed')
+  // Refused and resent: the files went whole (~12 MB), not as 60 small deltas.
+  t.ok(Number(r.summary?.wireBytesOut) > 60 * 200 * 1024 * 0.9, `${r.summary?.wireBytesOut} bytes sent`)
+})
+
 t.test('a cold client fetches the old version\'s block sums instead of sending the whole file', async (t) => {
   const src = tempDir()
   const dest = tempDir()

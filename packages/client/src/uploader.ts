@@ -24,6 +24,8 @@ const BATCH_BYTES = 256 * 1024
  * (each holds at most a batch or a read chunk).
  */
 const MAX_QUEUED_SENDS = 4
+/** Nacked files resent at once (see #retry). */
+const MAX_RETRIES_AT_ONCE = 2
 
 /** Small files gathered to travel in one `files` message. */
 class Batch {
@@ -108,8 +110,10 @@ export class Uploader {
   readonly #pending = new Map<number, Pending>()
   readonly #sigWaiters = new Map<number, (sums: Uint8Array | undefined) => void>()
   readonly #sigParts = new Map<number, Buffer[]>()
-  /** Nacked operations being sent again (see readAnswers). */
+  /** Nacked operations being handled or waiting to be (see #retry). */
   #retrying = 0
+  readonly #retries: Array<() => Promise<void>> = []
+  #retriesRunning = 0
   /** Small files worth compressing, and the others (by `looksCompressible`): two frames, one codec each. */
   readonly #text = new Batch()
   readonly #raw = new Batch()
@@ -157,14 +161,8 @@ export class Uploader {
           if (p !== undefined) {
             p.nacked = true // a file still streaming stops (see #sendStreamed)
             // Not awaited: a resend may wait for room in the window, which only acks read here make.
-            this.#retrying++
-            this.#onNack(p, msg.code, msg.message).catch((err: unknown) => {
-              this.#readError ??= err as Error
-              this.#conn.destroy(err as Error)
-            }).finally(() => {
-              this.#retrying--
-              this.#wake()
-            })
+            const { code, message } = msg
+            this.#retry(async () => await this.#onNack(p, code, message))
           }
           this.#retire(msg.id)
         } else if (msg.t === 'error') {
@@ -211,6 +209,33 @@ export class Uploader {
     const answer = new Promise<Uint8Array | undefined>((resolve) => this.#sigWaiters.set(id, resolve))
     await this.#conn.send({ t: 'getsig', id, hash, blockSize })
     return await answer
+  }
+
+  /**
+   * Handles a nack, at most MAX_RETRIES_AT_ONCE at a time: a base the server lost can refuse
+   * hundreds of files at once, and each resend streams a file (an open file, deltifier buffers,
+   * an upload slot on the server, which caps them).
+   */
+  #retry (job: () => Promise<void>): void {
+    this.#retrying++
+    this.#retries.push(job)
+    this.#runRetries()
+  }
+
+  #runRetries (): void {
+    while (this.#retriesRunning < MAX_RETRIES_AT_ONCE && this.#retries.length > 0) {
+      const next = this.#retries.shift() as () => Promise<void>
+      this.#retriesRunning++
+      next().catch((err: unknown) => {
+        this.#readError ??= err as Error
+        this.#conn.destroy(err as Error)
+      }).finally(() => {
+        this.#retriesRunning--
+        this.#retrying--
+        this.#wake()
+        this.#runRetries()
+      })
+    }
   }
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */
