@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CountingProxy, diffTrees, pushOnce, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
 
@@ -99,6 +99,35 @@ t.test('many uploads refused at once (their base changed behind the client\'s ba
   t.same(r.summary?.failures, [], 'none reported as failed')
   // Refused and resent: the files went whole (~12 MB), not as 60 small deltas.
   t.ok(Number(r.summary?.wireBytesOut) > 60 * 200 * 1024 * 0.9, `${r.summary?.wireBytesOut} bytes sent`)
+})
+
+t.test('a sync that uploads nothing leaves the block cache alone; the next edit still finds it', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  writeFileSync(join(src, 'big.bin'), seededBytes(61, 4 * MB))
+  writeFileSync(join(src, 'note.txt'), 'hello\n')
+  const server = await startServer(dest)
+  const proxy = new CountingProxy(server.port)
+  await proxy.listen()
+  t.teardown(async () => { await proxy.close(); await server.stop() })
+  t.equal((await pushOnce(src, proxy.port, state)).code, 0)
+  const cache = readdirSync(state).find((n) => n.endsWith('.blocks')) as string
+  t.ok(cache !== undefined, 'the block cache is saved')
+  const before = statSync(join(state, cache))
+  chmodSync(join(src, 'note.txt'), 0o600) // a change that uploads nothing
+  t.equal((await pushOnce(src, proxy.port, state)).code, 0)
+  t.same(diffTrees(src, dest), [])
+  const after = statSync(join(state, cache))
+  t.equal(after.mtimeMs, before.mtimeMs, 'not rewritten')
+  t.equal(after.size, before.size)
+  const b = readFileSync(join(src, 'big.bin'))
+  seededBytes(62, 100).copy(b, 2 * MB)
+  writeFileSync(join(src, 'big.bin'), b)
+  proxy.reset()
+  t.equal((await pushOnce(src, proxy.port, state)).code, 0)
+  t.same(diffTrees(src, dest), [])
+  t.ok(proxy.total < 20_000, `the edit cost ${proxy.total} bytes: the cache was read when needed`)
 })
 
 t.test('a cold client fetches the old version\'s block sums instead of sending the whole file', async (t) => {

@@ -336,7 +336,7 @@ export class PushClient {
     const started = Date.now()
     await this.#tree.scan('')
     this.#guardMassDelete()
-    const unindexed = this.#unindexedServerContent()
+    const unindexed = await this.#unindexedServerContent([''])
     const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
     this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, scanMs: Date.now() - started }, 'reconciling')
     await this.#warmBlocks(link, ops, unindexed)
@@ -420,7 +420,7 @@ export class PushClient {
       }
     }
     if (scope.includes('')) this.#guardMassDelete()
-    const unindexed = this.#unindexedServerContent()
+    const unindexed = await this.#unindexedServerContent(scope)
     const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d))
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
@@ -441,17 +441,37 @@ export class PushClient {
   /**
    * Called before planning, while the model still describes the server as it is: drops cached
    * blocks of content the server no longer holds, and lists local files whose content the server
-   * holds but the cache lacks (a cold cache, content another client pushed). Reads nothing.
+   * holds but the cache lacks (a cold cache, content another client pushed).
+   *
+   * The block cache is read from disk here, the first time a plan of `scope` may upload a file
+   * (some file differs from the model of the server): a sync that uploads nothing never loads
+   * it (~250 ms for 100k files).
    */
-  #unindexedServerContent (): Array<[string, Buffer]> {
+  async #unindexedServerContent (scope: string[]): Promise<Array<[string, Buffer]>> {
     const blocks = this.#blocks
     if (blocks === undefined) return []
+    if (!this.#blocksLoaded) {
+      if (!this.#mayUpload(scope)) return []
+      this.#blocksLoaded = true
+      await blocks.load(this.#stateFile('blocks'))
+      this.#saved.blocks = blocks.version
+    }
     blocks.prune(this.#remote)
     const out: Array<[string, Buffer]> = []
     for (const [p, e] of this.#tree.manifest.entries()) {
       if (e.kind === 'file' && e.size >= blocks.blockSize && !blocks.has(e.hash) && this.#remote.hasContent(e.hash)) out.push([p, e.hash])
     }
     return out
+  }
+
+  /** Whether some file in `scope` differs from what the model says the server holds there. */
+  #mayUpload (scope: string[]): boolean {
+    for (const [p, e] of this.#tree.manifest.entries()) {
+      if (e.kind !== 'file' || !scope.some((s) => isWithin(p, s))) continue
+      const r = this.#remote.get(p)
+      if (r?.kind !== 'file' || !r.hash.equals(e.hash)) return true
+    }
+    return false
   }
 
   /**
@@ -480,6 +500,8 @@ export class PushClient {
   #saveTimer: NodeJS.Timeout | undefined
   /** Versions of the model of the server and of the block cache in the state files. */
   #saved = { remote: -1, blocks: -1 }
+  /** Whether the block cache was read from its state file (see #unindexedServerContent). */
+  #blocksLoaded = false
   /** The save running, if any (see #saveState). */
   #saving: Promise<void> = Promise.resolve()
 
@@ -501,8 +523,9 @@ export class PushClient {
     this.#stateLoaded = true
     await mkdir(this.#opts.stateDir, { recursive: true })
     // Side by side: each is a few thread-pool round trips.
+    // The block cache's file is read when a plan first needs it (see #unindexedServerContent).
     const [blocks, rows] = await Promise.all([
-      ServerBlocks.create().then(async (blocks) => { await blocks.load(this.#stateFile('blocks')); return blocks }),
+      ServerBlocks.create(),
       loadManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`),
       this.#tree.load(this.#stateFile('local')),
     ])
@@ -527,10 +550,11 @@ export class PushClient {
 
   async #save (settled: boolean): Promise<void> {
     // Otherwise not pruned: while operations are in flight the model is ahead of the server.
-    if (settled) this.#blocks?.prune(this.#remote)
+    // A cache never read from disk is neither pruned nor saved: it would replace the file.
+    const blocks = this.#blocksLoaded ? this.#blocks : undefined
+    if (settled) blocks?.prune(this.#remote)
     // What did not change since it was loaded or saved is not written again.
     const remote = this.#remote.version
-    const blocks = this.#blocks
     const blocksVersion = blocks?.version ?? 0
     await Promise.all([
       this.#tree.save(this.#stateFile('local')),
@@ -539,7 +563,7 @@ export class PushClient {
       remote === this.#saved.remote ? undefined : saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote),
       blocks === undefined || blocksVersion === this.#saved.blocks ? undefined : blocks.save(this.#stateFile('blocks')),
     ])
-    this.#saved = { remote, blocks: blocksVersion }
+    this.#saved = { remote, blocks: blocks === undefined ? this.#saved.blocks : blocksVersion }
   }
 
   // ---- helpers --------------------------------------------------------------------------------
