@@ -12,37 +12,16 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import { clientHandshake, Connection, MAX_FRAME } from '@fsyncd/protocol'
+import { Prng as TestkitPrng } from '@fsyncd/testkit'
 import { LoopbackProxy, type Proc, run, type PushResult } from './fsyncd.js'
 
 // ---- seeded randomness -----------------------------------------------------------------------
 
-/** mulberry32: small, fast, good enough to pick offsets and sizes reproducibly. */
-export class Prng {
-  #s: number
-  constructor (seed: number) {
-    this.#s = seed >>> 0
-  }
-
-  /** Uniform in [0, 1). */
-  next (): number {
-    this.#s = (this.#s + 0x6d2b79f5) >>> 0
-    let t = this.#s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-
+/** The testkit's seeded stream (same draws as before), with the half-open range the crash tests use. */
+export class Prng extends TestkitPrng {
   /** Integer in [lo, hi). */
   int (lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo))
-  }
-
-  pick<T> (items: readonly T[]): T {
-    return items[this.int(0, items.length)] as T
-  }
-
-  chance (p: number): boolean {
-    return this.next() < p
+    return lo + this.below(hi - lo)
   }
 }
 
