@@ -11,4 +11,5 @@ export { PushClient, type PushOptions, type PushSummary, type Progress, backoff,
 export { IgnoreRules, DEFAULT_IGNORES, IGNORE_FILE } from './ignore-rules.js'
 export { plan, type PlannedOp } from './planner.js'
 export { Uploader, type UploadStats, type Failure } from './uploader.js'
-export { TreeWatcher } from './watcher.js'
+// TreeWatcher (./watcher.js) is not re-exported: the client imports it when watching starts, so
+// a one-shot push never loads the native watcher (~7 ms of every run).
