@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CountingProxy, diffTrees, pushOnce, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
 
@@ -128,6 +128,52 @@ t.test('a sync that uploads nothing leaves the block cache alone; the next edit 
   t.equal((await pushOnce(src, proxy.port, state)).code, 0)
   t.same(diffTrees(src, dest), [])
   t.ok(proxy.total < 20_000, `the edit cost ${proxy.total} bytes: the cache was read when needed`)
+})
+
+t.test('a big file changed in place is hashed while it is sent; one only touched costs its attributes', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  const big = join(src, 'big.bin')
+  writeFileSync(big, seededBytes(71, 4 * MB))
+  const server = await startServer(dest)
+  const proxy = new CountingProxy(server.port)
+  await proxy.listen()
+  t.teardown(async () => { await proxy.close(); await server.stop() })
+  t.equal((await pushOnce(src, proxy.port, state)).code, 0)
+  const ino = statSync(join(dest, 'big.bin')).ino
+
+  const sync = async (label: string): Promise<Record<string, unknown>> => {
+    proxy.reset()
+    const r = await pushOnce(src, proxy.port, state)
+    t.equal(r.code, 0, `${label}: ${r.stderr.slice(-300)}`)
+    t.same(diffTrees(src, dest), [], `${label}: converged`)
+    return r.summary ?? {}
+  }
+
+  utimesSync(big, new Date(2_000_000_000_000), new Date(2_000_000_000_000))
+  let s = await sync('touched')
+  t.match(s, { ops: 1, filesSent: 0, dataBytes: 0, copiedBytes: 0 }, 'only the attributes went')
+  t.ok(proxy.total < 1024, `${proxy.total} bytes on the wire`)
+  t.equal(statSync(join(dest, 'big.bin')).ino, ino, 'the server changed the file in place, no rebuild')
+  t.equal(statSync(join(dest, 'big.bin')).mtimeMs, 2_000_000_000_000)
+
+  const b = readFileSync(big)
+  writeFileSync(big, Buffer.concat([b.subarray(2 * MB), b.subarray(0, 2 * MB)])) // same size, halves swapped
+  s = await sync('halves swapped')
+  t.match(s, { filesSent: 1, literalBytes: 0 }, 'sent as copies of what the server holds')
+  t.ok(proxy.total < 2048, `${proxy.total} bytes on the wire`)
+
+  const c = readFileSync(big)
+  seededBytes(72, 100).copy(c, 3 * MB)
+  writeFileSync(big, c)
+  s = await sync('100 bytes overwritten')
+  t.ok(proxy.total < 4096, `${proxy.total} bytes on the wire`)
+
+  s = await sync('nothing changed')
+  t.match(s, { ops: 0 }, 'the upload settled the hash the scan left: nothing to do')
+  s = await sync('after the state was saved and loaded')
+  t.match(s, { ops: 0 })
 })
 
 t.test('a cold client fetches the old version\'s block sums instead of sending the whole file', async (t) => {

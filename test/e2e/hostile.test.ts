@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { clientHandshake, Connection, encodeFramePrefix, MAX_FRAME, type Message } from '@fsyncd/protocol'
-import { diffTrees, pushOnce, startServer, tempDir } from '../helpers/fsyncd.js'
+import { diffTrees, pushOnce, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
 
 async function open (port: number): Promise<Connection> {
   const socket = connect(port, '127.0.0.1')
@@ -142,4 +142,46 @@ t.test('a file never grows past its announced size', async (t) => {
   const { readdirSync } = await import('node:fs')
   t.same(readdirSync(join(dest, '.fsyncd/tmp')), [], 'no temp file left')
   conn.close()
+})
+
+t.test('a file announced without its hash is checked against the hash its end gives', async (t) => {
+  const dest = tempDir()
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const conn = await session(server.port)
+  const content = Buffer.from('streamed, hashed on the way')
+  const hash = createHash('sha256').update(content).digest()
+  const got = await answers(conn, [
+    [{ t: 'file', id: 1, path: 'ok.txt', size: content.length, mode: 0o644, mtime: Date.now(), have: false }],
+    [{ t: 'data', id: 1, z: 0 }, content],
+    [{ t: 'end', id: 1, hash }],
+    [{ t: 'file', id: 2, path: 'wrong.txt', size: content.length, mode: 0o644, mtime: Date.now(), have: false }],
+    [{ t: 'data', id: 2, z: 0 }, content],
+    [{ t: 'end', id: 2, hash: createHash('sha256').update('other').digest() }],
+  ], [1, 2])
+  t.equal(got.get(1)?.t, 'ack')
+  t.match(got.get(2), { t: 'nack', code: 'HASH_MISMATCH' })
+  const { readFileSync, readdirSync } = await import('node:fs')
+  t.equal(readFileSync(join(dest, 'ok.txt'), 'utf8'), content.toString())
+  t.notOk(existsSync(join(dest, 'wrong.txt')))
+
+  // An upload cut short before its hash came is not kept to resume: nothing names its content.
+  await conn.send({ t: 'file', id: 3, path: 'cut.bin', size: 4 << 20, mode: 0o644, mtime: Date.now(), have: false })
+  await conn.send({ t: 'data', id: 3, z: 0 }, randomBytes(2 << 20))
+  await conn.send({ t: 'ping' })
+  await conn.expect('pong')
+  t.equal(readdirSync(join(dest, '.fsyncd/tmp')).length, 1, 'its temp file')
+  conn.destroy()
+  await waitFor(() => readdirSync(join(dest, '.fsyncd/tmp')).length === 0, 5000)
+  t.same(readdirSync(join(dest, '.fsyncd/partial')), [], 'is discarded, not kept as a partial upload')
+
+  for (const [label, msgs] of [
+    ['an end without the hash its file left out', [[{ t: 'file', id: 4, path: 'x', size: 1, mode: 0o644, mtime: 0, have: false }], [{ t: 'data', id: 4, z: 0 }, Buffer.from('x')], [{ t: 'end', id: 4 }]]],
+    ['an end with a hash its file gave', [[{ t: 'file', id: 5, path: 'y', size: 1, mode: 0o644, mtime: 0, have: false, hash }], [{ t: 'data', id: 5, z: 0 }, Buffer.from('y')], [{ t: 'end', id: 5, hash }]]],
+  ] as Array<[string, Array<[Message, Buffer?]>]>) {
+    const c = await session(server.port)
+    for (const [m, p] of msgs) await c.send(m, p)
+    await t.rejects(c.expect('ack'), { code: 'MALFORMED' }, label)
+    c.destroy()
+  }
 })

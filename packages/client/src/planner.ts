@@ -7,11 +7,13 @@
  *  - a folder whose whole subtree now stands at another path becomes one `move`;
  *  - a file whose content left its old path becomes a `move` of that file;
  *  - a file whose content the server holds anywhere becomes a `file` with `have` (a local copy);
- *  - otherwise the file is uploaded (the delta path may still find parts of it on the server).
+ *  - otherwise the file is uploaded (the delta path may still find parts of it on the server);
+ *    so is a file whose hash is still pending, and `remote` then lacks it until the upload hashes it.
  * Deletes come last, so content that copies need is still there when they run.
  */
 import { createHash } from 'node:crypto'
 import { type Entry, isWithin, type Manifest, parentOf } from '@fsyncd/protocol'
+import { isHashPending } from '@fsyncd/tree'
 
 export type FileEntry = Extract<Entry, { kind: 'file' }>
 
@@ -129,6 +131,14 @@ export function plan (local: Manifest, remote: Manifest, scope: readonly string[
         break
       case 'file': {
         const old = r?.kind === 'file' ? r : undefined
+        if (isHashPending(l)) {
+          // Changed in place, not hashed yet (see LocalTree's ScanOptions): nothing to compare or
+          // deduplicate by, so an upload against the old version. What the server will hold is
+          // unknown until the upload hashes it and tells the model (see Uploader).
+          ops.push({ t: 'file', path: p, entry: l, have: false, basis: old })
+          remote.delete(p)
+          continue
+        }
         if (old !== undefined && old.hash.equals(l.hash)) {
           if (old.mode !== l.mode || old.mtime !== l.mtime) ops.push({ t: 'attrs', path: p, mode: l.mode, mtime: l.mtime })
           break

@@ -42,7 +42,8 @@ export interface Upload {
   prefix: (chunk: Uint8Array) => void
   push: (chunk: Uint8Array) => DeltaOp[]
   end: () => DeltaOp[]
-  commit: () => void
+  /** Adds what was pushed to the cache as content `hash` (which may be learnt only at the end). */
+  commit: (hash: Buffer) => void
 }
 
 export class ServerBlocks {
@@ -89,17 +90,17 @@ export class ServerBlocks {
    * never refers to its own unfinished upload.
    */
   begin (hash: Buffer): PendingContent | undefined {
-    const pending = this.#begin(hash)
-    return pending === undefined ? undefined : { push: (chunk) => pending.writer.push(chunk), commit: pending.commit }
+    if (this.has(hash)) return undefined
+    const pending = this.#begin()
+    return { push: (chunk) => pending.writer.push(chunk), commit: () => pending.commit(hash) }
   }
 
-  #begin (hash: Buffer): { writer: BlockIndexWriter, commit: () => void } | undefined {
-    if (this.has(hash)) return undefined
+  #begin (): { writer: BlockIndexWriter, commit: (hash: Buffer) => void } {
     const ref = this.#nextRef++
     const writer = this.#index.addFile(ref, this.#hasher)
     return {
       writer,
-      commit: () => {
+      commit: (hash) => {
         if (this.has(hash)) return
         writer.end()
         this.#refOf.set(hash.toString('hex'), ref)
@@ -171,9 +172,12 @@ export class ServerBlocks {
     for (const hash of [...this.#hashOf.values()]) if (!remote.hasContent(hash)) this.forget(hash)
   }
 
-  /** Starts sending content `hash`: deltified against the cache unless `delta` is false. */
-  upload (hash: Buffer, delta: boolean): Upload {
-    const pending = this.#begin(hash)
+  /**
+   * Starts sending content `hash` (undefined: not known until the end): deltified against the
+   * cache unless `delta` is false, and indexed unless the cache holds that content already.
+   */
+  upload (hash: Buffer | undefined, delta: boolean): Upload {
+    const pending = hash !== undefined && this.has(hash) ? undefined : this.#begin()
     // Bounded copies: the indexing pass holds the bytes a pending copy covers.
     const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher, pending === undefined ? {} : { maxCopy: INDEXING_MAX_COPY }) : undefined
     const prefix = (chunk: Uint8Array): void => pending?.writer.push(chunk)
@@ -182,12 +186,12 @@ export class ServerBlocks {
         prefix,
         push: (chunk) => { pending?.writer.push(chunk); return [{ type: 'literal', data: chunk }] },
         end: () => [],
-        commit: () => pending?.commit(),
+        commit: (h) => pending?.commit(h),
       }
     }
     if (pending === undefined) return { prefix, push: (chunk) => deltifier.push(chunk), end: () => deltifier.end(), commit: () => {} }
     const both = new IndexingDeltifier(deltifier, this.#index, pending.writer)
-    return { prefix, push: (chunk) => both.push(chunk), end: () => both.end(), commit: () => pending.commit() }
+    return { prefix, push: (chunk) => both.push(chunk), end: () => both.end(), commit: (h) => pending.commit(h) }
   }
 
   async save (file: string): Promise<void> {

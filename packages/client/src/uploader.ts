@@ -8,8 +8,8 @@ import { readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
-import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_SIG_BYTES, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, smallFileBound } from '@fsyncd/protocol'
-import { mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
+import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_SIG_BYTES, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, type PutFile, smallFileBound } from '@fsyncd/protocol'
+import { isHashPending, mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { type Encoded, encodeOnce, LiteralEncoder, looksCompressible } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
@@ -74,6 +74,10 @@ interface Pending {
   bytes: number
   resumed?: boolean
   nacked?: boolean
+  /** The content's SHA-256 as the upload found it, for a file the scan left unhashed. */
+  hash?: Buffer
+  /** A file the scan left unhashed turned out to hold its old content: only its attributes went. */
+  unchanged?: boolean
   /** What the stats counted for this file (taken back if the server refuses it). */
   counted?: 'sent' | 'deduplicated'
 }
@@ -96,6 +100,11 @@ export interface UploaderOptions {
   isScanned?: (path: string, st: Stats) => boolean | undefined
   /** Told about each operation the server refused. */
   onFailure?: (f: Failure) => void
+  /**
+   * Told the hash of a file the scan left unhashed (see LocalTree's ScanOptions), read from the
+   * version `st` describes, once its upload hashed it.
+   */
+  onHashed?: (path: string, st: Stats, hash: Buffer) => void
   /** The client's cache of the server's blocks; without it every upload is literal. */
   blocks?: ServerBlocks
   /** Uploads cut short that the server kept (`ready.partials`): the bytes it holds of each content. */
@@ -363,7 +372,7 @@ export class Uploader {
       return
     }
     // A file refused while it streamed is sent again by the nack's handler, and counted there.
-    if (pending.nacked !== true) this.#count(pending, 'sent')
+    if (pending.nacked !== true && pending.unchanged !== true) this.#count(pending, 'sent')
   }
 
   #count (pending: Pending, as: 'sent' | 'deduplicated'): void {
@@ -409,6 +418,10 @@ export class Uploader {
    * engine: ranges the server already holds (in any file, at any offset) become `copy`
    * messages, the rest compressed `data`. When the server kept a partial upload of this content,
    * the bytes it holds are read and hashed here, not sent: the `file` says where to go on from.
+   *
+   * A file the scan left unhashed (its hash is pending) is hashed in this same read: its `file`
+   * goes without a hash and its `end` with it. While all it read is its old version copied in
+   * place, nothing is announced; a file that was only touched then costs an `attrs`, not a rebuild.
    * Returns the bytes of literal payload sent, or -1 when the file was not the version planned.
    */
   async #sendStreamed (id: number, admitted: Pending, op: FileOp): Promise<number> {
@@ -418,12 +431,21 @@ export class Uploader {
     if (fh === undefined) return -1
     const blocks = this.#opts.blocks
     const literals = new LiteralEncoder()
+    const hasher = isHashPending(entry) ? createHash('sha256') : undefined
     let sent = 0
+    let announcement: PutFile | undefined
+    const announce = async (): Promise<void> => {
+      const message = announcement
+      if (message === undefined) return
+      announcement = undefined
+      await this.#enqueue(Promise.resolve(), async () => { await this.#conn.send(message) })
+    }
     // Copies from one base gather into one message, across calls (the deltifier cuts long
     // copies, see maxCopy): a range that continues the last one extends it.
     let copying: { fileRef: number, ranges: Array<[number, number]> } | undefined
     const flushCopies = async (): Promise<void> => {
       if (copying === undefined) return
+      await announce()
       const base = blocks?.hashOf(copying.fileRef) as Buffer
       const ranges = copying.ranges
       copying = undefined
@@ -437,6 +459,7 @@ export class Uploader {
       for (const d of ops) {
         if (d.type === 'literal') {
           await flushCopies()
+          await announce()
           await this.#enqueue(literals.encode(d.data), async ({ z, payload }) => {
             if (admitted.nacked === true) return // refused meanwhile: the rest is dropped, see below
             await this.#conn.send({ t: 'data', id, z }, payload)
@@ -467,14 +490,14 @@ export class Uploader {
       return got === 0 ? undefined : chunk.subarray(0, got)
     }
     try {
-      // The scan hashed this version (size, mtime); one that differs, or changes while read, is
-      // not sent. No second hash pass here: the server checks the whole file's SHA-256.
+      // The scan hashed this version (size, mtime), or left it to this read; one that differs,
+      // or changes while read, is not sent. The server checks the whole file's SHA-256.
       const before = await fh.stat()
       if (before.size !== entry.size || mtimeOf(before) !== entry.mtime || this.#opts.isScanned?.(path, before) === false) return -1
-      const resumeAt = op.noResume === true ? 0 : this.#takePartial(entry)
+      const resumeAt = op.noResume === true || hasher !== undefined ? 0 : this.#takePartial(entry)
       // Deltified against the cache of the server's blocks, and added to it in the same read; it
       // becomes a base for later files once sent whole: the server applies operations in order.
-      const upload = blocks?.upload(entry.hash, op.noDelta !== true && entry.size >= blocks.blockSize)
+      const upload = blocks?.upload(hasher === undefined ? entry.hash : undefined, op.noDelta !== true && entry.size >= blocks.blockSize)
       let prefix: Buffer | undefined
       if (resumeAt > 0) {
         const h = createHash('sha256')
@@ -488,10 +511,14 @@ export class Uploader {
         prefix = h.digest()
       }
       admitted.resumed = prefix !== undefined
-      await this.#conn.send({
-        t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, hash: entry.hash, have: false,
+      announcement = {
+        t: 'file', id, path, size: entry.size, mode: entry.mode, mtime: entry.mtime, have: false,
+        ...(hasher === undefined ? { hash: entry.hash } : {}),
         ...(prefix !== undefined ? { resume: resumeAt, prefix } : {}),
-      })
+      }
+      // Held back only while the file may turn out unchanged (same size as its old version).
+      const holdBack = hasher !== undefined && upload !== undefined && op.basis?.size === entry.size
+      if (!holdBack) await announce()
       for (let data = read(CHUNK); data !== undefined; data = read(CHUNK)) {
         if (admitted.nacked === true) {
           // Refused already (a base or the partial is gone): the rest would be dropped; the
@@ -500,24 +527,47 @@ export class Uploader {
           await this.#conn.send({ t: 'abort', id })
           return sent
         }
+        hasher?.update(data)
         await emit(upload === undefined ? [{ type: 'literal', data }] : upload.push(data))
       }
       if (upload !== undefined) await emit(upload.end())
-      await flushCopies()
-      await this.#settle() // `sent` is complete, and `end` or `abort` follows the data
+      const hash = hasher?.digest() ?? entry.hash
       const after = await fh.stat()
+      if (announcement !== undefined && sameVersion(before, after) && op.basis !== undefined && hash.equals(op.basis.hash)) {
+        // Never announced, and the same content as the server's: only the attributes changed.
+        await this.#conn.send({ t: 'attrs', id, path, mode: entry.mode, mtime: entry.mtime })
+        admitted.unchanged = true
+        this.#hashed(path, after, entry, hash)
+        return 0
+      }
+      if (announcement !== undefined && !sameVersion(before, after)) return -1 // nothing announced, nothing to abort
+      await flushCopies()
+      await announce() // if nothing did yet
+      await this.#settle() // `sent` is complete, and `end` or `abort` follows the data
       if (!sameVersion(before, after)) {
         await this.#conn.send({ t: 'abort', id })
         return -1
       }
-      await this.#conn.send({ t: 'end', id })
+      await this.#conn.send(hasher === undefined ? { t: 'end', id } : { t: 'end', id, hash })
       // A base for later files, unless the server refused it meanwhile (it would not hold it).
-      if (admitted.nacked !== true) upload?.commit()
+      if (admitted.nacked !== true) {
+        upload?.commit(hash)
+        if (hasher !== undefined) {
+          admitted.hash = hash
+          this.#hashed(path, after, entry, hash)
+        }
+      }
       this.stats.literalBytes += sent
       return sent
     } finally {
       await fh.close()
     }
+  }
+
+  /** A file the scan left unhashed was read whole as `st` says: the model and the tree learn its hash. */
+  #hashed (path: string, st: Stats, entry: FileEntry, hash: Buffer): void {
+    this.#opts.remote.set(path, { ...entry, hash })
+    this.#opts.onHashed?.(path, st, hash)
   }
 
   /** The bytes the server holds of this content from an upload cut short (once), or 0. */
@@ -545,7 +595,7 @@ export class Uploader {
     }
     // Whatever the cache holds under this content is not on the server (HASH_MISMATCH: the bytes
     // sent were not that content, and the sums cached for them are wrong for it).
-    if (op.t === 'file' && !op.have) this.#opts.blocks?.forget(op.entry.hash)
+    if (op.t === 'file' && !op.have) this.#opts.blocks?.forget(pending.hash ?? op.entry.hash)
     if (op.t === 'file' && !op.have && (op as FileOp).noDelta !== true && (code === 'MISSING' || code === 'HASH_MISMATCH')) {
       // A base our cache believed in is gone or differs: the safe path sends every byte.
       this.#uncount(pending)

@@ -79,9 +79,11 @@ export interface Attrs { t: 'attrs', id: number, path: string, mode: number, mti
  * file. Otherwise `data`/`copy` messages follow, closed by `end`. With `resume` the server starts
  * from the partial upload of this content it listed in `ready`, cut to `resume` bytes, after
  * checking that they hash to `prefix` (SHA-256); what follows is the content from `resume` on.
+ * A streamed upload (no `have`, `inline` or `resume`) may leave `hash` out and give it in `end`:
+ * the client hashes the file in the same pass that sends it.
  */
 export interface PutFile {
-  t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash: Buffer, have: boolean, inline?: Compression
+  t: 'file', id: number, path: string, size: number, mode: number, mtime: number, hash?: Buffer, have: boolean, inline?: Compression
   resume?: number, prefix?: Buffer
 }
 /**
@@ -97,7 +99,8 @@ export interface Data { t: 'data', id: number, z: Compression }
 export type Compression = 0 | 1 | 2
 /** Ranges [offset, length] of server content `base` (by SHA-256) to append to file `id`: the delta path. */
 export interface Copy { t: 'copy', id: number, base: Buffer, ranges: Array<[number, number]> }
-export interface End { t: 'end', id: number }
+/** The content of file `id` is complete; `hash` is its SHA-256 when the `file` did not say it (and only then). */
+export interface End { t: 'end', id: number, hash?: Buffer }
 /** The client gave up on file `id` (it changed while being read); the server discards it. */
 export interface Abort { t: 'abort', id: number }
 /**
@@ -228,6 +231,13 @@ function resumeOf (o: Obj): { resume?: number, prefix?: Buffer } {
   return { resume, prefix: bytes(o, 'prefix', HASH_BYTES) }
 }
 
+/** `file.hash`: required unless the content streams from its first byte (then `end` gives it). */
+function hashOf (o: Obj): { hash?: Buffer } {
+  if (o.hash !== undefined) return { hash: bytes(o, 'hash', HASH_BYTES) }
+  if (o.have === true || o.inline !== undefined || o.resume !== undefined) fail('file.hash is required unless the content streams (then end.hash gives it)')
+  return {}
+}
+
 function errorCode (o: Obj): ErrorCode {
   if (!isErrorCode(o.code)) fail(`${String(o.t)}.code is not a known error code`)
   return o.code
@@ -261,7 +271,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     size: uint(o, 'size'),
     mode: uint(o, 'mode', MODE_MAX),
     mtime: mtime(o, 'mtime'),
-    hash: bytes(o, 'hash', HASH_BYTES),
+    ...hashOf(o),
     have: o.have === undefined ? false : bool(o, 'have'),
     ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', 2) as Compression }),
     ...resumeOf(o),
@@ -286,7 +296,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
       return [uint(ro, 'offset'), uint(ro, 'length', MAX_COPY_LENGTH)] as [number, number]
     }),
   }),
-  end: (o) => ({ t: 'end', id: uint(o, 'id', ID_MAX) }),
+  end: (o) => ({ t: 'end', id: uint(o, 'id', ID_MAX), ...(o.hash === undefined ? {} : { hash: bytes(o, 'hash', HASH_BYTES) }) }),
   abort: (o) => ({ t: 'abort', id: uint(o, 'id', ID_MAX) }),
   getsig: (o) => ({ t: 'getsig', id: uint(o, 'id', ID_MAX), hash: bytes(o, 'hash', HASH_BYTES), blockSize: uint(o, 'blockSize', 65536) }),
   sig: (o) => ({ t: 'sig', id: uint(o, 'id', ID_MAX), found: bool(o, 'found'), ...(o.more === undefined ? {} : { more: bool(o, 'more') }) }),

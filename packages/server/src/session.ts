@@ -109,7 +109,12 @@ export class Session {
       // Uploads cut short keep what arrived (if worth it), for the next upload of that content.
       for (const u of this.#uploads.values()) {
         if (u.file === undefined || u.failed) continue
-        await this.#store.partials.keep(u.file, u.op.hash, u.op.size).catch((err: unknown) => {
+        const hash = u.op.hash
+        if (hash === undefined) {
+          u.file.discard() // content not named yet (hashed as it streamed): nothing to resume
+          continue
+        }
+        await this.#store.partials.keep(u.file, hash, u.op.size).catch((err: unknown) => {
           u.file?.discard()
           this.#log.warn({ path: u.op.path, err: (err as Error).message }, 'could not keep a partial upload')
         })
@@ -178,7 +183,7 @@ export class Session {
         return await this.#apply(msg.id, () => store.setAttrs(msg.path, msg.mode, msg.mtime))
       case 'file':
         this.#note(msg.id, { op: msg.have ? 'copy' : 'upload', path: msg.path, size: msg.size, wire: payload.length })
-        if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, msg))
+        if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, { ...msg, hash: msg.hash as Buffer })) // required with `have`
         await this.#beginUpload(msg)
         if (msg.inline === undefined) return
         await this.#onUpload(msg.id, async (u) => this.#write(u, msg.inline as Compression, payload))
@@ -209,7 +214,7 @@ export class Session {
           await u.copy(msg.base, offset, length)
         }
       })
-      case 'end': return await this.#endUpload(msg.id)
+      case 'end': return await this.#endUpload(msg.id, msg.hash)
       case 'abort': {
         const u = this.#uploads.get(msg.id)
         this.#uploads.delete(msg.id)
@@ -274,13 +279,17 @@ export class Session {
     }
   }
 
-  async #endUpload (id: number): Promise<void> {
+  /** `hash`: from `end`, exactly when the `file` did not give it. */
+  async #endUpload (id: number, endHash?: Buffer): Promise<void> {
     const u = this.#uploads.get(id)
     if (u === undefined) throw new FsyncdError(ErrorCode.UNEXPECTED, `no open file with id ${id}`)
+    if ((u.op.hash === undefined) === (endHash === undefined)) {
+      throw new FsyncdError(ErrorCode.MALFORMED, u.op.hash === undefined ? `end of file ${id} without the hash its file left out` : `end.hash for file ${id}, whose file gave one`)
+    }
     this.#uploads.delete(id)
     if (u.failed || u.file === undefined) return
     this.stats.ops++
-    const done = this.#store.commitFile(u.file, u.op.path, u.op)
+    const done = this.#store.commitFile(u.file, u.op.path, { ...u.op, hash: (u.op.hash ?? endHash) as Buffer })
     done.catch(() => {}) // answered at the next flush
     this.#installing.push({ id, done })
   }

@@ -169,7 +169,7 @@ export class Store {
    * Starts receiving a file, from its first byte or (`resume`) from the partial upload of its
    * content; the caller writes data into it, then `commitFile` (or `keepPartial` if cut short).
    */
-  async beginFile (path: string, op: { hash: Buffer, size: number, resume?: number, prefix?: Buffer }): Promise<IncomingFile> {
+  async beginFile (path: string, op: { hash?: Buffer, size: number, resume?: number, prefix?: Buffer }): Promise<IncomingFile> {
     // Under the lock like every check: its findings are cached for the operations that act.
     await this.#exclusive(async () => await this.#checkParents(path))
     const resolve = async (hash: Buffer): Promise<string | undefined> => await this.#exclusive(async () => {
@@ -177,7 +177,9 @@ export class Store {
       const p = await this.#pathOfContent(hash)
       return p === undefined ? undefined : this.abs(p)
     })
-    // Named after the content it becomes, so a crash leaves a partial upload Partials can file.
+    // Named after the content it becomes, so a crash leaves a partial upload Partials can file;
+    // content not named yet (its hash comes at `end`) is just a temp file.
+    if (op.hash === undefined) return await IncomingFile.create(this.tempPath(), resolve, op.size)
     const tmp = join(this.#tmpDir, `${partialName(op.hash, op.size)}.${randomBytes(8).toString('hex')}`)
     if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, resolve, op.size)
     const partial = this.partials.take(op.hash, op.size)

@@ -12,6 +12,26 @@ import { type Entry, isWithin, Manifest } from '@fsyncd/protocol'
 import { hashFileStable } from './hash-file.js'
 import { loadManifest, saveManifest, type StatStamp } from './manifest-file.js'
 
+/**
+ * The hash of a file entry whose content is not hashed yet (see `ScanOptions.deferHashFrom`):
+ * zero bytes, so it equals no SHA-256 and no content index ever matches it.
+ */
+export const PENDING_HASH: Buffer = Buffer.alloc(0)
+
+export function isHashPending (e: Entry): boolean {
+  return e.kind === 'file' && e.hash.length === 0
+}
+
+export interface ScanOptions {
+  /**
+   * A file already known at its path that changed and is at least this big is not hashed by the
+   * scan: its entry gets PENDING_HASH, and whoever reads it next (the upload, which deltifies it
+   * anyway) hashes it in the same pass and says so with `settleHash`. The server then starts
+   * rebuilding the file while it is still being read, instead of after a whole read to hash it.
+   */
+  deferHashFrom?: number
+}
+
 export interface LocalTreeOptions {
   /** Relative paths to leave out (the path is the wire path; `isDir` tells folders apart). */
   ignore?: (path: string, isDir: boolean) => boolean
@@ -96,11 +116,12 @@ export class LocalTree {
    * Brings the manifest up to date for `path` and everything below it ('' = the whole tree).
    * Returns the paths whose entry changed (added, removed or different).
    */
-  async scan (path = ''): Promise<Set<string>> {
+  async scan (path = '', opts: ScanOptions = {}): Promise<Set<string>> {
     const changed = new Set<string>()
     const seen = new Set<string>()
+    const deferFrom = opts.deferHashFrom ?? Infinity
     if (path === '') {
-      await this.#walk('', seen, changed)
+      await this.#walk('', seen, changed, deferFrom)
     } else {
       let st: Stats | undefined
       try {
@@ -108,9 +129,9 @@ export class LocalTree {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err
       }
-      if (st !== undefined && !this.#ignore(path, st.isDirectory()) && await this.#visit(path, st, changed)) {
+      if (st !== undefined && !this.#ignore(path, st.isDirectory()) && await this.#visit(path, st, changed, deferFrom)) {
         seen.add(path)
-        if (st.isDirectory()) await this.#walk(path, seen, changed)
+        if (st.isDirectory()) await this.#walk(path, seen, changed, deferFrom)
       }
     }
     for (const p of this.manifest.subtree(path)) {
@@ -123,7 +144,7 @@ export class LocalTree {
     return changed
   }
 
-  async #walk (dir: string, seen: Set<string>, changed: Set<string>): Promise<void> {
+  async #walk (dir: string, seen: Set<string>, changed: Set<string>, deferFrom: number): Promise<void> {
     let names: Dirent[]
     try {
       names = await readdir(this.abs(dir), { withFileTypes: true })
@@ -147,16 +168,16 @@ export class LocalTree {
     for (const item of stats) {
       if (item === undefined) continue
       const [p, st] = item
-      if (await this.#visit(p, st, changed)) {
+      if (await this.#visit(p, st, changed, deferFrom)) {
         seen.add(p)
         if (st.isDirectory()) subdirs.push(p)
       }
     }
-    for (const sub of subdirs) await this.#walk(sub, seen, changed)
+    for (const sub of subdirs) await this.#walk(sub, seen, changed, deferFrom)
   }
 
   /** Updates one entry from its lstat; false when the path is not something we sync. */
-  async #visit (p: string, st: Stats, changed: Set<string>): Promise<boolean> {
+  async #visit (p: string, st: Stats, changed: Set<string>, deferFrom: number): Promise<boolean> {
     const old = this.manifest.get(p)
     let entry: Entry
     if (st.isDirectory()) {
@@ -176,6 +197,10 @@ export class LocalTree {
       if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, stampOf(st))) {
         if (old.mode === (st.mode & 0o7777)) return true
         entry = { ...old, mode: st.mode & 0o7777 }
+      } else if (old?.kind === 'file' && st.size >= deferFrom) {
+        // Changed in place: hashed later, by the pass that sends it (see ScanOptions).
+        entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash: PENDING_HASH }
+        this.#stamps.set(p, stampOf(st))
       } else {
         let hashed: Awaited<ReturnType<typeof hashFileStable>>
         try {
@@ -207,6 +232,17 @@ export class LocalTree {
     return true
   }
 
+  /**
+   * Gives a pending entry (see ScanOptions) its hash, read from the version `st` describes;
+   * false, and nothing changed, when the entry is not pending or the scan saw another version.
+   */
+  settleHash (path: string, st: Stats, hash: Buffer): boolean {
+    const e = this.manifest.get(path)
+    if (e?.kind !== 'file' || !isHashPending(e) || this.isVersion(path, st) !== true) return false
+    this.manifest.set(path, { ...e, hash })
+    return true
+  }
+
   /** Whether `st` describes the version of `path` the last scan hashed (same stat stamp); undefined when no stamp is known. */
   isVersion (path: string, st: Stats): boolean | undefined {
     const stamp = this.#stamps.get(path)
@@ -220,7 +256,8 @@ export class LocalTree {
   async save (file: string): Promise<void> {
     const now = { file, manifest: this.manifest.version, stamps: this.#stamps.version }
     if (this.#saved?.file === file && this.#saved.manifest === now.manifest && this.#saved.stamps === now.stamps) return
-    await saveManifest(file, `local:${this.root}`, this.manifest, this.#stamps)
+    // Pending entries are left out: the next start hashes those files (the save is a cache).
+    await saveManifest(file, `local:${this.root}`, this.manifest, this.#stamps, (_p, e) => !isHashPending(e))
     this.#saved = now
   }
 

@@ -12,9 +12,10 @@ export interface StatStamp { size: number, mtimeMs: number, ctimeMs: number, ino
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' })
 const FORMAT_VERSION = 1
 
-export async function saveManifest (file: string, tag: string, manifest: Manifest, stamps?: ReadonlyMap<string, StatStamp>): Promise<void> {
+/** `keep`: which entries to write (all by default). */
+export async function saveManifest (file: string, tag: string, manifest: Manifest, stamps?: ReadonlyMap<string, StatStamp>, keep?: (path: string, e: Entry) => boolean): Promise<void> {
   const rows: Array<[WireEntry, StatStamp | null]> = []
-  for (const [p, e] of manifest.entries()) rows.push([toWireEntry(p, e), stamps?.get(p) ?? null])
+  for (const [p, e] of manifest.entries()) if (keep === undefined || keep(p, e)) rows.push([toWireEntry(p, e), stamps?.get(p) ?? null])
   const tmp = `${file}.${process.pid}.tmp`
   await writeFile(tmp, packr.pack({ v: FORMAT_VERSION, tag, rows }))
   await rename(tmp, file)

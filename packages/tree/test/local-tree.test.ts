@@ -1,9 +1,11 @@
 /** LocalTree on real temp folders: what a scan reports, what the stat cache saves, what it cannot be fooled by. */
 import t from 'tap'
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LocalTree } from '../src/index.js'
+import type { Entry } from '@fsyncd/protocol'
+import { isHashPending, LocalTree, PENDING_HASH } from '../src/index.js'
 
 function tree (): string {
   const root = mkdtempSync(join(tmpdir(), 'fsyncd-tree-'))
@@ -84,4 +86,43 @@ t.test('save and load: a restarted scan hashes nothing that did not change', asy
   t.equal(await new LocalTree('/elsewhere').load(state), false, 'a state of another root is not loaded')
   writeFileSync(state, 'garbage')
   t.equal(await new LocalTree(root).load(state), false, 'garbage is a cold start, not an error')
+})
+
+t.test('deferHashFrom: a big file changed in place waits for its reader to hash it', async (t) => {
+  const root = tree()
+  const big = join(root, 'big.bin')
+  writeFileSync(big, Buffer.alloc(4096, 1))
+  const lt = new LocalTree(root)
+  const defer = { deferHashFrom: 4096 }
+  await lt.scan('', defer)
+  t.equal(lt.manifest.get('big.bin')?.kind === 'file' && isHashPending(lt.manifest.get('big.bin') as Entry), false, 'a file seen for the first time is hashed')
+
+  writeFileSync(big, Buffer.alloc(4096, 2))
+  writeFileSync(join(root, 'top.txt'), 'small change')
+  t.same([...await lt.scan('', defer)].sort(), ['big.bin', 'top.txt'], 'both reported changed')
+  const pending = lt.manifest.get('big.bin') as Entry
+  t.ok(isHashPending(pending), 'the big one is pending')
+  t.match(pending, { kind: 'file', size: 4096, hash: PENDING_HASH })
+  t.notOk(isHashPending(lt.manifest.get('top.txt') as Entry), 'the small one is hashed')
+  t.same([...await lt.scan('', defer)], [], 'still pending, and not reported again')
+
+  const state = join(root, '.state')
+  await lt.save(state)
+  const restarted = new LocalTree(root)
+  await restarted.load(state)
+  t.equal(restarted.manifest.get('big.bin'), undefined, 'a pending entry is not saved')
+  t.notOk(isHashPending((await restarted.scan('', defer), restarted.manifest.get('big.bin')) as Entry), 'and is hashed by the next start, as a new file')
+
+  writeFileSync(big, Buffer.alloc(4096, 3))
+  utimesSync(big, new Date('2001-01-01T00:00:00Z'), new Date('2001-01-01T00:00:00Z'))
+  const unseen = statSync(big)
+  const third = createHash('sha256').update(Buffer.alloc(4096, 3)).digest()
+  t.equal(lt.settleHash('big.bin', unseen, third), false, 'a hash of a version the scan did not see is refused')
+  t.ok(isHashPending(lt.manifest.get('big.bin') as Entry))
+  await lt.scan('', defer)
+  const now = statSync(big)
+  t.equal(lt.settleHash('big.bin', now, third), true)
+  t.same((lt.manifest.get('big.bin') as { hash: Buffer }).hash, third, 'settled')
+  t.equal(lt.settleHash('big.bin', now, Buffer.alloc(32)), false, 'a settled entry stays as it is')
+  t.same([...await lt.scan('', defer)], [], 'settled: nothing to rescan')
 })
