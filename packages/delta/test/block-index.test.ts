@@ -134,6 +134,35 @@ t.test('the index may change between pushes of one deltifier', async (t) => {
   t.ok(ops.some((op) => op.type === 'copy' && op.fileRef === 2), 'b is used')
 })
 
+t.test('big changes leave the weak table to the next lookup, which sees them all', async (t) => {
+  const r = new Prng(12)
+  const files = new Map<number, Uint8Array>()
+  const index = new BlockIndex(B)
+  const put = (ref: number, content: Uint8Array): void => { files.set(ref, content); add(index, ref, content) }
+  const drop = (ref: number): void => { files.delete(ref); index.removeFile(ref) }
+  for (let ref = 0; ref < 40; ref++) put(ref, r.bytes(4 * B)) // small: inserted as they come
+  put(100, r.bytes(400 * B)) // grows the index by far more than a quarter: the table goes stale
+  for (let ref = 0; ref < 40; ref += 2) drop(ref) // removed while stale
+  put(200, r.bytes(B / 2 + 7)) // anchored (shorter than a block): the anchor table stays current
+  put(201, r.bytes(3 * B))
+  drop(100) // most of the index: compaction, while stale
+  put(300, r.bytes(50 * B))
+  const check = (label: string): void => {
+    for (const [ref, content] of files) {
+      if (content.length < B) continue // found by its anchor inside bigger data (below), not alone
+      const ops = deltify(hasher, index, content)
+      t.ok(ops.length === 1 && ops[0]!.type === 'copy' && ops[0]!.fileRef === ref, `${label}: file ${ref} is one copy of itself`)
+    }
+  }
+  check('after the big changes')
+  const unseen = concat(...[...files.values()])
+  const ops = deltify(hasher, index, unseen)
+  t.equal(statsOf(ops).literalBytes, 0, 'their concatenation is all copies')
+  t.notOk(ops.some((op) => op.type === 'copy' && (op.fileRef === 100 || op.fileRef % 2 === 0 && op.fileRef < 40)), 'removed files are never named')
+  put(400, r.bytes(8 * B)) // small, after the rebuild: inserted again
+  check('after a small add')
+})
+
 t.test('many equal blocks: capped candidates, still exact and cheap', async (t) => {
   const zeros = new Uint8Array(5000 * B)
   const files = new Map<number, Uint8Array>([[1, zeros]])
