@@ -14,6 +14,8 @@ import { type Encoded, encodeOnce, LiteralEncoder, looksCompressible } from './l
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
 const CHUNK = 1024 * 1024
+/** Chunks read between turns given to the event loop while a file streams. */
+const YIELD_EVERY_CHUNKS = 64
 /** Files up to this size travel inline: batched many to a frame, or alone in one. */
 const INLINE_MAX = 64 * 1024
 /** A batch of small files is sent once it holds this much content. */
@@ -194,7 +196,8 @@ export class Uploader {
 
   async push (ops: Iterable<PlannedOp>): Promise<void> {
     for (const op of ops) {
-      if (op.t === 'file' && !op.have && op.entry.size <= INLINE_MAX) {
+      // A file whose hash is pending streams whatever its size: only that path hashes as it reads.
+      if (op.t === 'file' && !op.have && op.entry.size <= INLINE_MAX && !isHashPending(op.entry)) {
         await this.#addToBatch(op)
         continue
       }
@@ -358,7 +361,7 @@ export class Uploader {
       await this.#conn.send({ t: 'file', id, path: op.path, size: e.size, mode: e.mode, mtime: e.mtime, hash: e.hash, have: true })
       return
     }
-    const sent = e.size <= INLINE_MAX
+    const sent = e.size <= INLINE_MAX && !isHashPending(e)
       ? await this.#sendInline(id, op.path, e)
       : await this.#sendStreamed(id, pending, op)
     // Counted in the window unless already answered (a nack can arrive mid-stream).
@@ -427,8 +430,23 @@ export class Uploader {
   async #sendStreamed (id: number, admitted: Pending, op: FileOp): Promise<number> {
     const { path, entry } = op
     const abs = `${this.#opts.root}/${path}`
-    const fh = await open(abs, 'r').catch(() => undefined)
-    if (fh === undefined) return -1
+    let fh: Awaited<ReturnType<typeof open>>
+    try {
+      fh = await open(abs, 'r')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return -1 // gone: the rescan says so
+      // Unreadable (the scan could read it, or left it to this read): a failure, not a change
+      // to look at again at once, which would fail the same way in a loop. The next full scan
+      // or change there tries again.
+      this.#retire(id)
+      admitted.unchanged = true // nothing sent, nothing to count
+      this.#opts.remote.delete(path)
+      const failure = { path, code: ErrorCode.IO, message: `cannot read ${path}: ${(err as Error).message}` }
+      this.failures.push(failure)
+      this.#opts.onFailure?.(failure)
+      return 0
+    }
     const blocks = this.#opts.blocks
     const literals = new LiteralEncoder()
     const hasher = isHashPending(entry) ? createHash('sha256') : undefined
@@ -519,7 +537,10 @@ export class Uploader {
       // Held back only while the file may turn out unchanged (same size as its old version).
       const holdBack = hasher !== undefined && upload !== undefined && op.basis?.size === entry.size
       if (!holdBack) await announce()
-      for (let data = read(CHUNK); data !== undefined; data = read(CHUNK)) {
+      for (let data = read(CHUNK), n = 1; data !== undefined; data = read(CHUNK), n++) {
+        // Reads, deltifying and a held-back `file` resolve without the event loop: let pings,
+        // acks and the socket in now and then (a few GB could otherwise outlast an idle timeout).
+        if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
         if (admitted.nacked === true) {
           // Refused already (a base or the partial is gone): the rest would be dropped; the
           // nack's handler sends the file again.

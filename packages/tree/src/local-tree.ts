@@ -5,7 +5,7 @@
  * and inode are. The stat cache persists with `save`/`load`, so a restart re-hashes only what
  * changed while we were away.
  */
-import { type Dirent, lstatSync, type Stats } from 'node:fs'
+import { closeSync, type Dirent, lstatSync, openSync, type Stats } from 'node:fs'
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Entry, isWithin, Manifest } from '@fsyncd/protocol'
@@ -37,6 +37,15 @@ export interface LocalTreeOptions {
   ignore?: (path: string, isDir: boolean) => boolean
   /** Told about files that were skipped (unstable while read, unreadable, special files). */
   onSkip?: (path: string, reason: string) => void
+}
+
+function readable (abs: string): boolean {
+  try {
+    closeSync(openSync(abs, 'r'))
+    return true
+  } catch {
+    return false
+  }
 }
 
 export function stampOf (st: Stats): StatStamp {
@@ -197,8 +206,9 @@ export class LocalTree {
       if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, stampOf(st))) {
         if (old.mode === (st.mode & 0o7777)) return true
         entry = { ...old, mode: st.mode & 0o7777 }
-      } else if (old?.kind === 'file' && st.size >= deferFrom) {
-        // Changed in place: hashed later, by the pass that sends it (see ScanOptions).
+      } else if (old?.kind === 'file' && st.size >= deferFrom && readable(this.abs(p))) {
+        // Changed in place: hashed later, by the pass that sends it (see ScanOptions). One it
+        // cannot read is hashed now, and skipped (kept as it was) when that fails, as always.
         entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash: PENDING_HASH }
         this.#stamps.set(p, stampOf(st))
       } else {
