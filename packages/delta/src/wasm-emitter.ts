@@ -1,12 +1,13 @@
 /**
- * A WebAssembly assembler for the few instructions the roll kernel needs (see `roll-kernel.ts`),
- * so that the kernel ships as readable source rather than as a binary blob or a dependency.
+ * A WebAssembly assembler for the few instructions our kernels need (`roll-kernel.ts`,
+ * `block-sums-kernel.ts`), so that they ship as readable source rather than as a binary blob or
+ * a dependency.
  *
  * A function body is a list of instructions written as in the text format (WAT), one tuple each:
  * `['local.get', '$p']`, `['i32.load8_u', OFFSET]`, `['br_if', '$done']`. Locals and labels are
  * named and resolved here (a branch's label becomes its depth); memory instructions take the
  * static offset (alignment hints are always 0: wasm allows any address, and V8 ignores the hint).
- * Only what the kernel uses is known; anything else throws, naming the instruction.
+ * Only what the kernels use is known; anything else throws, naming the instruction.
  *
  * Reference: the WebAssembly core spec, binary format (§5), and the fixed-width SIMD proposal's
  * BinarySIMD.md for the 0xfd-prefixed opcodes.
@@ -66,6 +67,7 @@ const OPS: Record<string, readonly [opcode: readonly number[], imm: Imm]> = {
   'i32.or': [[0x72], 'none'],
   'i32.shl': [[0x74], 'none'],
   'i32.shr_u': [[0x76], 'none'],
+  'v128.load': [[SIMD, 0x00], 'mem'],
   'v128.load8x8_u': [[SIMD, 0x02], 'mem'],
   'v128.store': [[SIMD, 0x0b], 'mem'],
   'v128.const': [[SIMD, 0x0c], 'bytes16'],
@@ -80,11 +82,17 @@ const OPS: Record<string, readonly [opcode: readonly number[], imm: Imm]> = {
   'v128.any_true': [[SIMD, 0x53], 'none'],
   'v128.load8_lane': [[SIMD, 0x54], 'mem+lane'],
   'i32x4.bitmask': [[SIMD, 0xa4], 'none'],
+  'i16x8.extadd_pairwise_i8x16_u': [[SIMD, 0x7d], 'none'],
+  'i32x4.extadd_pairwise_i16x8_u': [[SIMD, 0x7f], 'none'],
+  'i16x8.extend_low_i8x16_u': [[SIMD, 0x89], 'none'],
+  'i16x8.extend_high_i8x16_u': [[SIMD, 0x8a], 'none'],
   'i16x8.add': [[SIMD, 0x8e], 'none'],
   'i16x8.sub': [[SIMD, 0x91], 'none'],
   'i16x8.mul': [[SIMD, 0x95], 'none'],
   'i32x4.shr_u': [[SIMD, 0xad], 'none'],
+  'i32x4.add': [[SIMD, 0xae], 'none'],
   'i32x4.mul': [[SIMD, 0xb5], 'none'],
+  'i32x4.dot_i16x8_s': [[SIMD, 0xba], 'none'],
 }
 
 /**

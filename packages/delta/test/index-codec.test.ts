@@ -48,6 +48,9 @@ t.test('input at an odd byte offset decodes', async (t) => {
   const shifted = new Uint8Array(bytes.length + 1)
   shifted.set(bytes, 1)
   t.equal(BlockIndex.deserialize(shifted.subarray(1)).size, index.size)
+  // A Buffer too (what msgpack hands out): its slice() is a view, not a copy.
+  const buffer = Buffer.concat([Buffer.alloc(3), bytes]).subarray(3)
+  t.equal(BlockIndex.deserialize(buffer).size, index.size, 'a Buffer at an odd offset')
 })
 
 t.test('every truncation throws BAD_INDEX', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { RollingSum, weakSum } from '../src/index.js'
+import { blockWeakSums } from '../src/block-sums-kernel.js'
 import { Prng } from './helpers/prng.js'
 
 t.test('weakSum matches the definition on a known vector', async (t) => {
@@ -66,4 +67,25 @@ t.test('init starts over', async (t) => {
   rolling.roll(data[0]!, data[100]!)
   rolling.init(data, 50, 150)
   t.equal(rolling.digest(), weakSum(data, 50, 150))
+})
+
+t.test('blockWeakSums (the SIMD kernel) equals weakSum of every block', async (t) => {
+  const prng = new Prng(17)
+  // Block sizes it takes (multiples of 16, up to its 1 MiB chunk), counts across its per-call
+  // limits (4096 blocks, 1 MiB), any start; all-255 bytes for the widest lane sums.
+  const cases: Array<[number, number]> = [[16, 1], [16, 5000], [48, 333], [64, 97], [1024, 1], [1024, 2500], [4096, 300], [65536, 20], [1 << 20, 2]]
+  for (const [B, count] of cases) {
+    for (const fill of [undefined, 255]) {
+      const start = prng.below(64)
+      const data = fill === undefined ? prng.bytes(start + B * count + 7) : new Uint8Array(start + B * count).fill(fill)
+      const out = new Int32Array(count + 3).fill(-1)
+      t.equal(blockWeakSums(data, start, count, B, out, 2), count, `${count} blocks of ${B}`)
+      let bad = 0
+      for (let i = 0; i < count; i++) if (out[2 + i] !== (weakSum(data, start + i * B, start + (i + 1) * B) | 0)) bad++
+      t.equal(bad, 0, `${count} blocks of ${B}${fill === undefined ? '' : ` of ${fill}`}: every sum equal`)
+      t.same([out[0], out[1], out[count + 2]], [-1, -1, -1], 'nothing written outside')
+    }
+  }
+  t.equal(blockWeakSums(new Uint8Array(100), 0, 2, 40, new Int32Array(2), 0), 0, 'a block size not a multiple of 16: not done')
+  t.equal(blockWeakSums(new Uint8Array(0), 0, 0, 16, new Int32Array(0), 0), 0)
 })
