@@ -3,7 +3,7 @@
  * restarting the client; a server that goes away and comes back is caught up.
  */
 import t from 'tap'
-import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { diffTrees, run, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
 
@@ -44,6 +44,16 @@ t.test('watch mode pushes every change', async (t) => {
   await converged('modify file')
   writeFileSync(join(src, 'big.bin'), seededBytes(5, 3 * 1024 * 1024))
   await converged('create large file')
+  // A large file changed in place is hashed by the upload that reads it (see LocalTree's
+  // deferHashFrom): in place, touched, grown.
+  const fd = openSync(join(src, 'big.bin'), 'r+')
+  writeSync(fd, seededBytes(6, 300), 0, 300, 1_000_000)
+  closeSync(fd)
+  await converged('edit large file in place')
+  utimesSync(join(src, 'big.bin'), new Date(1_900_000_000_000), new Date(1_900_000_000_000))
+  await converged('touch large file')
+  appendFileSync(join(src, 'big.bin'), seededBytes(7, 5000))
+  await converged('append to large file')
   mkdirSync(join(src, 'x/y/z'), { recursive: true })
   await converged('create nested empty folders')
   writeFileSync(join(src, 'x/y/z/deep.txt'), 'deep')
