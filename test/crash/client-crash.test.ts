@@ -98,3 +98,47 @@ t.test('client killed -9 mid-upload of a 200 MB file', async (t) => {
   t.same(report.violations, [], `the observer never saw a partial file at a final name (${report.scans} passes, ${report.reads} files read)`)
   t.ok(report.scans >= 3, `the observer kept reading throughout (${report.scans} passes)`)
 })
+
+t.test('client killed -9 mid-upload of a large file changed in place (hashed as it is sent)', async (t) => {
+  const SIZE = 96 * 1024 * 1024
+  const src = tempDir()
+  const dest = tempDir()
+  const state = tempDir()
+  const first = seededBytes(51, SIZE)
+  writeFileSync(join(src, 'big.bin'), first)
+  t.teardown(() => {
+    rmSync(src, { recursive: true, force: true })
+    rmSync(dest, { recursive: true, force: true })
+  })
+  const server = await startServer(dest, { args: ['--log-level', 'warn'] })
+  t.teardown(() => server.stop())
+  t.equal((await pushBounded(src, server.port, state, 90_000)).code, 0, 'first sync')
+
+  // New content, same size: the scan leaves its hash to the upload, and no block matches.
+  const second = seededBytes(52, SIZE)
+  writeFileSync(join(src, 'big.bin'), second)
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--json', '--state-dir', state, '--log-level', 'warn'])
+  t.teardown(() => { if (client.proc.exitCode === null) client.proc.kill('SIGKILL') })
+  let exitedEarly = false
+  void client.exited.then(() => { exitedEarly = true })
+  const deadline = Date.now() + 60_000
+  let arrived = 0
+  while (!exitedEarly && Date.now() < deadline && (arrived = largestTemp(dest)) < SIZE / 4) await sleep(1)
+  t.notOk(exitedEarly, `still uploading when killed (${(arrived / 2 ** 20).toFixed(1)} MiB had arrived)`)
+  client.proc.kill('SIGKILL')
+  await client.exited
+  t.equal(fileHashes(dest).get('big.bin'), sha256(first), 'the final name still holds the old version')
+
+  // Nothing names that content yet: what arrived is discarded, not kept to resume.
+  const swept = Date.now() + 5000
+  while (tempFiles(dest).length > 0 && Date.now() < swept) await sleep(20)
+  t.same(tempFiles(dest), [], 'nothing left in the temp folder')
+  let partials: string[] = []
+  try { partials = readdirSync(join(dest, '.fsyncd', 'partial')) } catch {}
+  t.same(partials, [], 'and no partial upload kept')
+
+  const r = await pushBounded(src, server.port, state, 90_000)
+  t.equal(r.code, 0, `push --once again converges: ${r.stderr.slice(-500)}`)
+  t.same(diffTrees(src, dest), [])
+  t.equal(fileHashes(dest).get('big.bin'), sha256(second))
+})
