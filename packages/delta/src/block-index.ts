@@ -397,8 +397,7 @@ export class BlockIndex {
     for (let slot = 0; slot < this.#fileRefs.length; slot++) {
       if (this.#fileRefs[slot]! < 0) continue
       const first = this.#fileFirst[slot]!
-      const end = first + Math.floor(this.#fileLength[slot]! / this.blockSize)
-      for (let id = first; id < end; id++) this.#insert(this.#table, id)
+      this.#table.insertRange(this.#weaks, first, first + Math.floor(this.#fileLength[slot]! / this.blockSize), MAX_CANDIDATES_PER_WEAK)
     }
   }
 

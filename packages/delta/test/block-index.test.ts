@@ -2,6 +2,7 @@ import t from 'tap'
 import { BlockIndex, createStrongHasher, DeltaError, Deltifier, type DeltaOp } from '../src/index.js'
 import { concat, deltify, firstDifference, indexOf, rebuild, statsOf } from './helpers/harness.js'
 import { Prng } from './helpers/prng.js'
+import { WeakTable } from '../src/weak-table.js'
 
 const hasher = await createStrongHasher()
 const B = 64
@@ -182,4 +183,25 @@ t.test('a large index grows its table and still finds every file', async (t) => 
     const content = files.get(ref)!
     t.same(deltify(hasher, index, content), [{ type: 'copy', fileRef: ref, offset: 0, length: content.length }], `file ${ref}`)
   }
+})
+
+t.test('WeakTable.insertRange (a rebuild) lays a table out exactly as inserts one by one', async (t) => {
+  const r = new Prng(21)
+  const n = 20_000
+  const weaks = new Int32Array(n)
+  // Random sums, some repeated past the cap of 3 used here.
+  for (let i = 0; i < n; i++) weaks[i] = i % 10 === 0 ? 12345 : r.next() | 0
+  const one = new WeakTable(n)
+  for (let id = 0; id < n; id++) one.insert(weaks[id]!, id, weaks, 3)
+  const bulk = new WeakTable(n)
+  bulk.insertRange(weaks, 0, n, 3)
+  t.equal(bulk.live, one.live, 'same entries kept')
+  t.equal(bulk.count(12345, weaks, 100), 3, 'capped')
+  t.same(bulk.filter, one.filter, 'same filter')
+  let differ = 0
+  let slots = 0
+  for (; !Number.isNaN(one.entryAt(slots)); slots++) if (bulk.entryAt(slots) !== one.entryAt(slots)) differ++
+  t.ok(slots > n, `${slots} slots compared`)
+  t.equal(differ, 0, 'same slots')
+  t.not(bulk.version, 0, 'a copy of its filter sees it changed')
 })
