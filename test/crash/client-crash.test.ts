@@ -4,10 +4,10 @@
  * upload (out of its temp folder), and a new `push --once` with the same state folder resumes
  * from it and converges.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { diffTrees, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+import { diffTrees, type Proc, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
 import { allowedVersions, checkOnce, fileHashes, observe, pushBounded, sha256, sleep, tempFiles } from '../helpers/faults.js'
 
 const BIG = 200 * 1024 * 1024
@@ -20,6 +20,23 @@ function largestTemp (dest: string): number {
     try { max = Math.max(max, statSync(join(dest, '.fsyncd', 'tmp', f)).size) } catch {}
   }
   return max
+}
+
+/**
+ * Starts `push --once` and kills it -9 once the server's temp folder holds `killAt` bytes of a
+ * file (checking that it was still running then).
+ */
+async function pushUntil (t: Test, src: string, port: number, state: string, dest: string, killAt: number): Promise<{ client: Proc, arrived: number }> {
+  const client = run(['push', src, `127.0.0.1:${port}`, '--once', '--json', '--state-dir', state, '--log-level', 'warn'])
+  t.teardown(() => { if (client.proc.exitCode === null) client.proc.kill('SIGKILL') })
+  let exitedEarly = false
+  void client.exited.then(() => { exitedEarly = true })
+  const deadline = Date.now() + 60_000
+  let arrived = 0
+  while (!exitedEarly && Date.now() < deadline && (arrived = largestTemp(dest)) < killAt) await sleep(1)
+  t.notOk(exitedEarly, `the client was still uploading when killed (${(arrived / 2 ** 20).toFixed(1)} MiB had arrived; ${client.stderr().slice(-300)})`)
+  client.proc.kill('SIGKILL')
+  return { client, arrived }
 }
 
 // ~10 s idle; allow for a busy machine (every push inside is bounded on its own).
@@ -50,20 +67,8 @@ t.test('client killed -9 mid-upload of a 200 MB file', async (t) => {
   const server = await startServer(dest, { args: ['--log-level', 'warn'] })
   t.teardown(() => server.stop())
 
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--json', '--state-dir', state, '--log-level', 'warn'])
-  t.teardown(() => { if (client.proc.exitCode === null) client.proc.kill('SIGKILL') })
-  let exitedEarly = false
-  void client.exited.then(() => { exitedEarly = true })
-  const deadline = Date.now() + 60_000
-  let arrived = 0
-  while (!exitedEarly && Date.now() < deadline) {
-    arrived = largestTemp(dest)
-    if (arrived >= KILL_AT) break
-    await sleep(2)
-  }
-  t.notOk(exitedEarly, `the client was still uploading when killed (${client.stderr().slice(-300)})`)
+  const { client, arrived } = await pushUntil(t, src, server.port, state, dest, KILL_AT)
   t.ok(arrived >= KILL_AT && arrived < BIG, `killed with ${(arrived / 2 ** 20).toFixed(1)} MiB of ${BIG / 2 ** 20} MiB in the server's temp folder`)
-  client.proc.kill('SIGKILL')
   await client.exited
   t.equal(client.proc.signalCode, 'SIGKILL', 'the client died by SIGKILL')
 
@@ -117,15 +122,7 @@ t.test('client killed -9 mid-upload of a large file changed in place (hashed as 
   // New content, same size: the scan leaves its hash to the upload, and no block matches.
   const second = seededBytes(52, SIZE)
   writeFileSync(join(src, 'big.bin'), second)
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--json', '--state-dir', state, '--log-level', 'warn'])
-  t.teardown(() => { if (client.proc.exitCode === null) client.proc.kill('SIGKILL') })
-  let exitedEarly = false
-  void client.exited.then(() => { exitedEarly = true })
-  const deadline = Date.now() + 60_000
-  let arrived = 0
-  while (!exitedEarly && Date.now() < deadline && (arrived = largestTemp(dest)) < SIZE / 4) await sleep(1)
-  t.notOk(exitedEarly, `still uploading when killed (${(arrived / 2 ** 20).toFixed(1)} MiB had arrived)`)
-  client.proc.kill('SIGKILL')
+  const { client } = await pushUntil(t, src, server.port, state, dest, SIZE / 4)
   await client.exited
   t.equal(fileHashes(dest).get('big.bin'), sha256(first), 'the final name still holds the old version')
 
