@@ -78,8 +78,11 @@ interface Pending {
   nacked?: boolean
   /** The content's SHA-256 as the upload found it, for a file the scan left unhashed. */
   hash?: Buffer
-  /** A file the scan left unhashed turned out to hold its old content: only its attributes went. */
-  unchanged?: boolean
+  /**
+   * None of the file's content went: it turned out to hold the server's content (only its
+   * attributes went), or it could not be read (nothing went). Not counted as sent.
+   */
+  contentless?: boolean
   /** What the stats counted for this file (taken back if the server refuses it). */
   counted?: 'sent' | 'deduplicated'
 }
@@ -375,7 +378,7 @@ export class Uploader {
       return
     }
     // A file refused while it streamed is sent again by the nack's handler, and counted there.
-    if (pending.nacked !== true && pending.unchanged !== true) this.#count(pending, 'sent')
+    if (pending.nacked !== true && pending.contentless !== true) this.#count(pending, 'sent')
   }
 
   #count (pending: Pending, as: 'sent' | 'deduplicated'): void {
@@ -440,7 +443,7 @@ export class Uploader {
       // to look at again at once, which would fail the same way in a loop. The next full scan
       // or change there tries again.
       this.#retire(id)
-      admitted.unchanged = true // nothing sent, nothing to count
+      admitted.contentless = true
       this.#opts.remote.delete(path)
       const failure = { path, code: ErrorCode.IO, message: `cannot read ${path}: ${(err as Error).message}` }
       this.failures.push(failure)
@@ -557,7 +560,7 @@ export class Uploader {
       if (announcement !== undefined && sameVersion(before, after) && op.basis !== undefined && hash.equals(op.basis.hash)) {
         // Never announced, and the same content as the server's: only the attributes changed.
         await this.#conn.send({ t: 'attrs', id, path, mode: entry.mode, mtime: entry.mtime })
-        admitted.unchanged = true
+        admitted.contentless = true
         this.#hashed(path, after, entry, hash)
         return 0
       }
