@@ -117,7 +117,9 @@ export function plan (local: Manifest, remote: Manifest, scope: readonly string[
     if (r !== undefined && r.kind !== l.kind) {
       ops.push({ t: 'delete', path: p })
       remote.deleteTree(p)
-      gone.delete(p)
+      // What was inside goes with it: no longer there to move from (a folder replaced by a file
+      // that was in it is an upload, not a move from a path just deleted).
+      for (const q of gone) if (isWithin(q, p)) gone.delete(q)
       r = undefined
     }
     switch (l.kind) {
