@@ -12,7 +12,7 @@ import { assemble, type Instr } from './wasm-emitter.js'
  *
  *     s1 = Σ_k S_k,    s2 = 16·Σ_k (S_0 + … + S_{k−1}) + Σ_k W_k
  *
- * kept in i32x4 lanes: A (partial S), P (A before each step, so Σ P = the prefix sums), and W
+ * kept in i32x4 lanes: A (partial S), P (`$prefix`: A before each step, so Σ P = the prefix sums), and W
  * (dot products of the bytes with 16…1), each folded across lanes once per block. Lanes wrap
  * mod 2³², and only the low 16 bits of the result count.
  *
@@ -48,20 +48,20 @@ function sumsFunc (): Parameters<typeof assemble>[0][number] {
     name: 'sums',
     params: [['$count', 'i32'], ['$n', 'i32']],
     result: 'i32',
-    locals: [['$b', 'i32'], ['$p', 'i32'], ['$end', 'i32'], ['$v', 'v128'], ['$a', 'v128'], ['$s', 'v128'], ['$w', 'v128']],
+    locals: [['$b', 'i32'], ['$p', 'i32'], ['$end', 'i32'], ['$v', 'v128'], ['$a', 'v128'], ['$prefix', 'v128'], ['$w', 'v128']],
     body: [
       ['i32.const', DATA_AT], ['local.set', '$p'],
       ['block', '$done'],
       ['loop', '$blocks'],
       ['local.get', '$b'], ['local.get', '$count'], ['i32.ge_u'], ['br_if', '$done'],
       ['v128.const', zero], ['local.set', '$a'],
-      ['v128.const', zero], ['local.set', '$s'],
+      ['v128.const', zero], ['local.set', '$prefix'],
       ['v128.const', zero], ['local.set', '$w'],
       ['local.get', '$p'], ['local.get', '$n'], ['i32.add'], ['local.set', '$end'],
       ['loop', '$steps'],
       ['local.get', '$p'], ['v128.load', 0], ['local.set', '$v'],
       // P += A (the prefix sums), then A += S of this step
-      ['local.get', '$s'], ['local.get', '$a'], ['i32x4.add'], ['local.set', '$s'],
+      ['local.get', '$prefix'], ['local.get', '$a'], ['i32x4.add'], ['local.set', '$prefix'],
       ['local.get', '$a'], ['local.get', '$v'], ['i16x8.extadd_pairwise_i8x16_u'], ['i32x4.extadd_pairwise_i16x8_u'], ['i32x4.add'], ['local.set', '$a'],
       // W += Σ (16 − j)·v[j]
       ['local.get', '$w'],
@@ -74,7 +74,7 @@ function sumsFunc (): Parameters<typeof assemble>[0][number] {
       // out[b] = (s1 & 0xffff) | (16·ΣP + ΣW) << 16
       ['local.get', '$b'], ['i32.const', 2], ['i32.shl'],
       ...hsum('$a'), ['i32.const', 0xffff], ['i32.and'],
-      ...hsum('$s'), ['i32.const', 4], ['i32.shl'],
+      ...hsum('$prefix'), ['i32.const', 4], ['i32.shl'],
       ...hsum('$w'), ['i32.add'], ['i32.const', 16], ['i32.shl'],
       ['i32.or'],
       ['i32.store', OUT_AT],
