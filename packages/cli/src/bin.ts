@@ -137,7 +137,8 @@ async function main (): Promise<number> {
 
 main().then((code) => {
   process.exitCode = code
-  // Give pino's transport a moment to flush, then leave even if a handle lingers.
+  // Leave when nothing is left to do, or 100 ms from now even if a handle lingers (logs are
+  // written synchronously: nothing waits to be flushed).
   setTimeout(() => process.exit(code), 100).unref()
 }, (err: unknown) => {
   const code = exitCodeOf(err)
