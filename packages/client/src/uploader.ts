@@ -444,10 +444,7 @@ export class Uploader {
       // or change there tries again.
       this.#retire(id)
       admitted.contentless = true
-      this.#opts.remote.delete(path)
-      const failure = { path, code: ErrorCode.IO, message: `cannot read ${path}: ${(err as Error).message}` }
-      this.failures.push(failure)
-      this.#opts.onFailure?.(failure)
+      this.#fail(path, ErrorCode.IO, `cannot read ${path}: ${(err as Error).message}`)
       return 0
     }
     const blocks = this.#opts.blocks
@@ -634,12 +631,18 @@ export class Uploader {
       this.#changedUnderUs(op.path)
       return
     }
-    const path = op.t === 'move' ? op.to : op.path
+    this.#fail(op.t === 'move' ? op.to : op.path, code, message)
+    if (op.t === 'move') this.#opts.remote.deleteTree(op.from)
+  }
+
+  /**
+   * Reports an operation that did not happen. We no longer know what the server holds there:
+   * the model forgets it, so the next plan sends it again.
+   */
+  #fail (path: string, code: ErrorCode, message: string): void {
     this.failures.push({ path, code, message })
     this.#opts.onFailure?.({ path, code, message })
-    // We no longer know what the server holds there: forget it, so the next plan sends it again.
     this.#opts.remote.deleteTree(path)
-    if (op.t === 'move') this.#opts.remote.deleteTree(op.from)
   }
 
   #retire (id: number): void {
