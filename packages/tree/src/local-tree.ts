@@ -5,8 +5,8 @@
  * and inode are. The stat cache persists with `save`/`load`, so a restart re-hashes only what
  * changed while we were away.
  */
-import { closeSync, type Dirent, lstatSync, openSync, type Stats } from 'node:fs'
-import { lstat, readdir, readlink } from 'node:fs/promises'
+import { closeSync, type Dirent, lstatSync, openSync, readdirSync, type Stats } from 'node:fs'
+import { lstat, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Entry, isWithin, Manifest } from '@fsyncd/protocol'
 import { hashFileStable } from './hash-file.js'
@@ -52,9 +52,13 @@ export function stampOf (st: Stats): StatStamp {
   return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino }
 }
 
-function sameStamp (a: StatStamp, b: StatStamp): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino
+/** Whether `st` is the version `a` stamps (no allocation: runs once per file and scan). */
+function sameStamp (a: StatStamp, st: StatStamp | Stats): boolean {
+  return a.size === st.size && a.mtimeMs === st.mtimeMs && a.ctimeMs === st.ctimeMs && a.ino === st.ino
 }
+
+/** How long a scan keeps the event loop before giving it a turn. */
+const YIELD_MS = 10
 
 /** Integer-millisecond mtime: what both sides compare and what travels on the wire. */
 export function mtimeOf (st: Stats): number {
@@ -85,15 +89,20 @@ export class LocalTree {
   #saved: { file: string, manifest: number, stamps: number } | undefined
   readonly #ignore: (path: string, isDir: boolean) => boolean
   readonly #onSkip: (path: string, reason: string) => void
+  /** The root with one trailing slash. */
+  readonly #prefix: string
+  #lastYield = 0
 
   constructor (root: string, opts: LocalTreeOptions = {}) {
     this.root = root
+    this.#prefix = root === '' ? '' : join(root, '/')
     this.#ignore = opts.ignore ?? (() => false)
     this.#onSkip = opts.onSkip ?? (() => {})
   }
 
   abs (path: string): string {
-    return path === '' ? this.root : join(this.root, path)
+    // Paths are canonical (checked wherever they come from): a concatenation is a join.
+    return path === '' ? this.root : this.#prefix + path
   }
 
   /** Records an entry we wrote ourselves, so the next scan does not hash it again. */
@@ -143,7 +152,9 @@ export class LocalTree {
         if (st.isDirectory()) await this.#walk(path, seen, changed, deferFrom)
       }
     }
-    for (const p of this.manifest.subtree(path)) {
+    // Every path seen is in the manifest: as many as it holds means none is gone.
+    const gone = path === '' && seen.size === this.manifest.size ? [] : this.manifest.subtree(path)
+    for (const p of gone) {
       if (!seen.has(p)) {
         this.manifest.delete(p)
         this.#stamps.delete(p)
@@ -153,36 +164,48 @@ export class LocalTree {
     return changed
   }
 
+  /**
+   * Visits everything below `dir`, depth first, folder by folder. Listings and lstats are
+   * synchronous (~2 µs each, where an async call costs a thread-pool round trip: 100k files
+   * scanned in ~0.3 s instead of ~0.75 s); the event loop gets a turn every YIELD_MS.
+   */
   async #walk (dir: string, seen: Set<string>, changed: Set<string>, deferFrom: number): Promise<void> {
     let names: Dirent[]
     try {
-      names = await readdir(this.abs(dir), { withFileTypes: true })
+      names = readdirSync(this.abs(dir), { withFileTypes: true })
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOENT' || code === 'ENOTDIR') return
       throw err
     }
     const subdirs: string[] = []
-    // Synchronous lstat: ~2 µs each, where an async one costs a thread-pool round trip; the
-    // event loop still gets a turn between folders.
-    const stats = names.map((d) => {
+    for (const d of names) {
       const p = dir === '' ? d.name : `${dir}/${d.name}`
-      if (this.#ignore(p, d.isDirectory())) return undefined
+      if (this.#ignore(p, d.isDirectory())) continue
+      let st: Stats | undefined
       try {
-        return [p, lstatSync(this.abs(p))] as const
-      } catch {
-        return undefined
-      }
-    })
-    for (const item of stats) {
-      if (item === undefined) continue
-      const [p, st] = item
-      if (await this.#visit(p, st, changed, deferFrom)) {
+        st = lstatSync(this.abs(p), { throwIfNoEntry: false })
+      } catch {}
+      if (st === undefined) continue
+      // Unchanged files (most of them) are settled here, without a promise each.
+      if (this.#unchangedFile(p, st) || await this.#visit(p, st, changed, deferFrom)) {
         seen.add(p)
         if (st.isDirectory()) subdirs.push(p)
       }
     }
+    if (performance.now() - this.#lastYield > YIELD_MS) {
+      await new Promise((resolve) => setImmediate(resolve))
+      this.#lastYield = performance.now()
+    }
     for (const sub of subdirs) await this.#walk(sub, seen, changed, deferFrom)
+  }
+
+  /** A file whose stat stamp and mode are the ones recorded: nothing to do. */
+  #unchangedFile (p: string, st: Stats): boolean {
+    if (!st.isFile()) return false
+    const old = this.manifest.get(p)
+    const stamp = this.#stamps.get(p)
+    return old?.kind === 'file' && stamp !== undefined && old.mode === (st.mode & 0o7777) && sameStamp(stamp, st)
   }
 
   /** Updates one entry from its lstat; false when the path is not something we sync. */
@@ -203,7 +226,7 @@ export class LocalTree {
       if (old?.kind === 'link' && old.target === target && old.mtime === entry.mtime) return true
     } else if (st.isFile()) {
       const stamp = this.#stamps.get(p)
-      if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, stampOf(st))) {
+      if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, st)) {
         if (old.mode === (st.mode & 0o7777)) return true
         entry = { ...old, mode: st.mode & 0o7777 }
       } else if (old?.kind === 'file' && st.size >= deferFrom && readable(this.abs(p))) {
@@ -256,7 +279,7 @@ export class LocalTree {
   /** Whether `st` describes the version of `path` the last scan hashed (same stat stamp); undefined when no stamp is known. */
   isVersion (path: string, st: Stats): boolean | undefined {
     const stamp = this.#stamps.get(path)
-    return stamp === undefined ? undefined : sameStamp(stamp, stampOf(st))
+    return stamp === undefined ? undefined : sameStamp(stamp, st)
   }
 
   /**
