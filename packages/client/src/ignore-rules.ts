@@ -14,22 +14,37 @@ export const IGNORE_FILE = '.fsyncignore'
 /** vim swap files and its write test file (4913), emacs backups and locks, atomic-save temps. */
 export const DEFAULT_IGNORES = ['*.swp', '*.swo', '*.swx', '*~', '.#*', '4913', '*.tmp']
 
+/**
+ * DEFAULT_IGNORES as one expression over a whole path: any segment (the path's own name or a
+ * folder it is in) that one of them matches, case-insensitively. What the `ignore` matcher
+ * answers for these patterns (the test compares both), in one test instead of its ~3 µs per new
+ * path: a cold scan of 100k paths takes ~0.25 s less.
+ */
+const DEFAULT_IGNORED = /(?:^|\/)(?:[^/]*\.sw[pox]|[^/]*~|\.#[^/]*|4913|[^/]*\.tmp)(?:\/|$)/i
+
 export class IgnoreRules {
   readonly #root: string
-  readonly #base: Ignore
+  /** DEFAULT_IGNORES by DEFAULT_IGNORED, rather than in #base. */
+  readonly #fastDefaults: boolean
+  /** The --exclude patterns, and DEFAULT_IGNORES when one of those may negate them (null: none). */
+  readonly #base: Ignore | null
   /** Matchers of folders' .fsyncignore files (null: the folder has none). */
   readonly #byDir = new Map<string, Ignore | null>()
 
   constructor (root: string, excludes: readonly string[] = [], defaults = true) {
     this.#root = root
-    this.#base = ignore().add(defaults ? [...DEFAULT_IGNORES, ...excludes] : [...excludes])
+    // A negation (`!keep.tmp`) among the excludes can take back a default: one matcher, then.
+    this.#fastDefaults = defaults && !excludes.some((e) => e.startsWith('!'))
+    const base = defaults && !this.#fastDefaults ? [...DEFAULT_IGNORES, ...excludes] : [...excludes]
+    this.#base = base.length === 0 ? null : ignore().add(base)
   }
 
   /** Whether a wire path is ignored (folders: pass `isDir`, as gitignore's `dir/` rules need it). */
   ignores (path: string, isDir: boolean): boolean {
     if (path === STATE_DIR) return true
+    if (this.#fastDefaults && DEFAULT_IGNORED.test(path)) return true
     const suffix = isDir ? '/' : ''
-    if (this.#base.ignores(path + suffix)) return true
+    if (this.#base?.ignores(path + suffix) === true) return true
     // Every ancestor's .fsyncignore, matched against the path relative to that ancestor.
     let dir = parentOf(path)
     for (;;) {
