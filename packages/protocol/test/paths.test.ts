@@ -122,6 +122,35 @@ t.test('every accepted path is what posix.normalize leaves alone, and stays insi
   t.ok(accepted > 100, 'enough of them were accepted for this to mean something')
 })
 
+/** The rules as plainly stated (the one-pass pathProblem must agree with it on every string). */
+function plainProblem (p: string): boolean {
+  if (p.length === 0 || p.includes('\0') || Buffer.byteLength(p) > MAX_PATH_BYTES || p.startsWith('/') || p.includes('\\')) return true
+  for (const name of p.split('/')) {
+    if (name === '' || name === '.' || name === '..' || Buffer.byteLength(name) > MAX_NAME_BYTES) return true
+  }
+  return posix.normalize(p) !== p || (p.split('/', 1)[0] as string).toLowerCase() === STATE_DIR
+}
+
+t.test('pathProblem refuses exactly what the plain statement of the rules refuses', async (t) => {
+  const r = new Prng(78)
+  // Names near the byte limits in 1-, 2-, 3- and 4-byte characters, lone surrogates (3 bytes as
+  // UTF-8), every separator and dot form, and the state folder in any case.
+  const alphabet = ['a', '.', '..', '/', '//', '\\', '\0', 'é', '€', '🙂', '\ud800', '\udc00', '\udbff\udfff', '.fsyncd', '.FSyncD', '.fsyncdx', 'ſ', 'K',
+    n(254), n(84, '€'), n(63, '🙂'), n(127, 'é'), n(200)]
+  let refused = 0
+  let wrong = 0
+  for (let i = 0; i < 50_000; i++) {
+    let p = ''
+    for (let k = r.between(1, r.chance(0.1) ? 40 : 6); k > 0; k--) p += r.pick(alphabet)
+    const want = plainProblem(p)
+    if ((pathProblem(p) !== undefined) !== want && wrong++ < 5) t.fail(`${JSON.stringify(p.length > 80 ? p.slice(0, 80) + '…' : p)} (${Buffer.byteLength(p)} bytes): expected ${want ? 'refused' : 'accepted'}`)
+    if (want) refused++
+  }
+  t.equal(wrong, 0, '50,000 seeded strings: the same verdict')
+  t.ok(refused > 5000 && refused < 45_000, `both verdicts drawn (${refused} refused)`)
+  for (const [, p] of [...bad, ...good]) t.equal(pathProblem(p) !== undefined, plainProblem(p), `table: ${JSON.stringify(p.slice(0, 40))}`)
+})
+
 t.test('isWithin', async (t) => {
   const cases: Array<[string, string, boolean]> = [
     ['a', 'a', true],
