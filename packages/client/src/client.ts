@@ -537,13 +537,15 @@ export class PushClient {
     await mkdir(this.#opts.stateDir, { recursive: true })
     // Side by side: each is a few thread-pool round trips.
     // The block cache's file is read when a plan first needs it (see #unindexedServerContent).
-    const [blocks, rows] = await Promise.all([
+    const [blocks, remote] = await Promise.all([
       ServerBlocks.create(),
       loadManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`),
       this.#tree.load(this.#stateFile('local')),
     ])
     this.#blocks = blocks
-    for (const [p, e] of rows ?? []) this.#remote.set(p, e)
+    for (const [p, e] of remote?.rows ?? []) this.#remote.set(p, e)
+    // Saved with the view it digests (the file is checksummed): not recomputed at each connect.
+    if (remote?.digest !== undefined) this.#remote.restoreDigest(remote.digest)
     this.#saved = { remote: this.#remote.version, blocks: blocks.version }
   }
 
@@ -574,7 +576,7 @@ export class PushClient {
       this.#tree.save(this.#stateFile('local')),
       // Only a view every op of which was acknowledged is worth keeping; otherwise the next
       // connect will find the digests differ and list.
-      remote === this.#saved.remote ? undefined : saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote),
+      remote === this.#saved.remote ? undefined : saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote, { digest: true }),
       blocks === undefined || blocksVersion === this.#saved.blocks ? undefined : blocks.save(this.#stateFile('blocks')),
     ])
     this.#saved = { remote, blocks: blocks === undefined ? this.#saved.blocks : blocksVersion }

@@ -290,15 +290,15 @@ export class LocalTree {
     const now = { file, manifest: this.manifest.version, stamps: this.#stamps.version }
     if (this.#saved?.file === file && this.#saved.manifest === now.manifest && this.#saved.stamps === now.stamps) return
     // Pending entries are left out: the next start hashes those files (the save is a cache).
-    await saveManifest(file, `local:${this.root}`, this.manifest, this.#stamps, (_p, e) => !isHashPending(e))
+    await saveManifest(file, `local:${this.root}`, this.manifest, { stamps: this.#stamps, keep: (_p, e) => !isHashPending(e) })
     this.#saved = now
   }
 
   /** Loads a saved state; false (and nothing loaded) when missing, foreign or corrupt: a cold start. */
   async load (file: string): Promise<boolean> {
-    const rows = await loadManifest(file, `local:${this.root}`)
-    if (rows === undefined) return false
-    for (const [p, e, stamp] of rows) {
+    const saved = await loadManifest(file, `local:${this.root}`)
+    if (saved === undefined) return false
+    for (const [p, e, stamp] of saved.rows) {
       this.manifest.set(p, e)
       if (stamp !== null) this.#stamps.set(p, stamp)
     }
