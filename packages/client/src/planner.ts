@@ -26,12 +26,21 @@ export type PlannedOp =
   /** `have`: the server holds this content somewhere; otherwise upload, with `basis` = the server's old version at this path, if any. */
   | { t: 'file', path: string, entry: FileEntry, have: boolean, basis: FileEntry | undefined }
 
-/** Paths of both manifests within any of `scope` ('' = everything), sorted so parents come first. */
+/** Paths of a manifest within any of `scope` ('' = everything). */
 function pathsInScope (m: Manifest, scope: readonly string[]): string[] {
   if (scope.includes('')) return [...m.paths()]
   const out: string[] = []
   for (const dir of scope) out.push(...m.subtree(dir))
   return out
+}
+
+/** Entries of a manifest within any of `scope`. */
+function * entriesInScope (m: Manifest, scope: readonly string[]): Iterable<[string, Entry]> {
+  if (scope.includes('')) {
+    yield * m.entries()
+    return
+  }
+  for (const dir of scope) for (const p of m.subtree(dir)) yield [p, m.get(p) as Entry]
 }
 
 /** A digest of a folder's subtree: relative paths and entries, folder mtimes left out. */
@@ -73,10 +82,10 @@ export function plan (local: Manifest, remote: Manifest, scope: readonly string[
   const ops: PlannedOp[] = []
   const localPaths = new Set(pathsInScope(local, scope))
   const gone = new Set<string>()
-  for (const p of pathsInScope(remote, scope)) {
+  for (const [p, r] of entriesInScope(remote, scope)) {
     const l = local.get(p)
-    if (l === undefined && ignored(p, remote.get(p)?.kind === 'dir')) continue
-    if (l === undefined || l.kind !== (remote.get(p) as Entry).kind) gone.add(p)
+    if (l === undefined && ignored(p, r.kind === 'dir')) continue
+    if (l === undefined || l.kind !== r.kind) gone.add(p)
   }
 
   // 1. Whole folders that moved.
@@ -110,8 +119,16 @@ export function plan (local: Manifest, remote: Manifest, scope: readonly string[
     else list.push(p)
   }
 
-  // 2. Creates and updates, parents before children.
-  for (const p of [...localPaths].sort()) {
+  // 2. Creates and updates, parents before children. What the server holds as it is here needs
+  // nothing, and nothing below changes it (operations touch their own path, what was inside a
+  // folder whose kind changed, and paths that are gone): most of a big tree, left out before
+  // sorting (100k unchanged paths: ~0.1 s of sort and lookups).
+  const todo: string[] = []
+  for (const p of localPaths) {
+    const r = remote.get(p)
+    if (r === undefined || !identical(r, local.get(p) as Entry)) todo.push(p)
+  }
+  for (const p of todo.sort()) {
     const l = local.get(p) as Entry
     let r = remote.get(p)
     if (r !== undefined && r.kind !== l.kind) {
