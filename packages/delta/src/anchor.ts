@@ -35,9 +35,10 @@ export function isAnchored (length: number, blockSize: number): boolean {
 export function anchorChoices (data: Uint8Array, length: number, anchorLength: number): Int32Array {
   const mixes: number[] = []
   const choices: number[] = []
-  const offer = (offset: number, weak: number): void => {
-    const mix = rank(weak)
-    if (mixes.length === ANCHOR_CHOICES && mix >= mixes[ANCHOR_CHOICES - 1]!) return
+  // Every window is ranked, few are kept: the loop only compares with the worst one kept (a
+  // 600-byte file offers ~600 windows and keeps ~60 of them along the way).
+  let worst = Infinity
+  const keep = (offset: number, weak: number, mix: number): void => {
     let i = mixes.length
     while (i > 0 && mixes[i - 1]! > mix) i--
     mixes.splice(i, 0, mix)
@@ -46,16 +47,19 @@ export function anchorChoices (data: Uint8Array, length: number, anchorLength: n
       mixes.pop()
       choices.length = 2 * ANCHOR_CHOICES
     }
+    if (mixes.length === ANCHOR_CHOICES) worst = mixes[ANCHOR_CHOICES - 1]!
   }
   const first = weakSum(data, 0, anchorLength)
   let s1 = first & 0xffff
   let s2 = first >>> 16
-  offer(0, first | 0)
+  keep(0, first | 0, rank(first | 0))
   for (let p = 0; p + anchorLength < length; p++) {
     const out = data[p]!
     s1 = (s1 - out + data[p + anchorLength]!) | 0
     s2 = (s2 - Math.imul(anchorLength, out) + s1) | 0
-    offer(p + 1, (s1 & 0xffff) | (s2 << 16))
+    const weak = (s1 & 0xffff) | (s2 << 16)
+    const mix = rank(weak)
+    if (mix < worst) keep(p + 1, weak, mix)
   }
   return Int32Array.from(choices)
 }
