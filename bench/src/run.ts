@@ -27,7 +27,7 @@ import { scale, type ScaleResult } from './scale.js'
 import { FULL, QUICK, SCENARIOS } from './scenarios.js'
 import { FsyncdTool } from './tools/fsyncd.js'
 import { NaiveTool } from './tools/naive.js'
-import { RsyncDaemon, RsyncTool, rsyncVersion } from './tools/rsync.js'
+import { rsyncCanFsync, RsyncDaemon, RsyncTool, type RsyncVariant, rsyncVersion } from './tools/rsync.js'
 import type { Tool } from './tools/tool.js'
 import { watchLatency, type WatchResult } from './watch-latency.js'
 
@@ -165,11 +165,13 @@ async function main (): Promise<number> {
       daemon = new RsyncDaemon(work)
       await daemon.start()
     }
-    const rsyncs = (z: boolean[]): Tool[] => daemon === undefined ? [] : z.map((c) => new RsyncTool(daemon as RsyncDaemon, c))
+    // With --fsync when this rsync has it: fsyncd's durability, at rsync's speed.
+    const variants: RsyncVariant[] = rsyncCanFsync() ? ['plain', 'z', 'fsync'] : ['plain', 'z']
+    const rsyncs = (only: RsyncVariant[]): Tool[] => daemon === undefined ? [] : variants.filter((v) => only.includes(v)).map((v) => new RsyncTool(daemon as RsyncDaemon, v))
     for (const sc of SCENARIOS.filter((s) => wanted(s.name))) {
       log(`scenario ${sc.name}: ${sc.describe(sizes)}`)
       const runs: ScenarioResult[] = []
-      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs([false, true]), new NaiveTool()]))
+      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs(['plain', 'z', 'fsync']), new NaiveTool()]))
       scenarios.push(medianRun(runs))
     }
     if (wanted('watch')) {
@@ -180,7 +182,7 @@ async function main (): Promise<number> {
     if (wanted('scale')) {
       const files = args.quick ? 10_000 : 100_000
       log(`scale: ${files} files`)
-      scaled = await scale(work, files, () => [new FsyncdTool(), ...rsyncs([false])])
+      scaled = await scale(work, files, () => [new FsyncdTool(), ...rsyncs(['plain', 'fsync'])])
     }
     if (wanted('fuzz')) {
       log(`fuzz: seed ${args.seed}${args.fuzzCase !== undefined ? `, replaying case ${args.fuzzCase.join(':')}` : ''}${args.fuzzStrict ? ', strict' : ''}`)

@@ -20,6 +20,19 @@ export function rsyncVersion (): string | undefined {
   } catch { return undefined }
 }
 
+/** Whether this rsync can fsync what it writes (`--fsync`, rsync 3.2.4 and later). */
+export function rsyncCanFsync (): boolean {
+  try {
+    return execFileSync('rsync', ['--help'], { encoding: 'utf8' }).includes('--fsync')
+  } catch { return false }
+}
+
+/**
+ * How rsync runs: plain, with compression, or fsyncing every file it writes (as fsyncd does
+ * before it acknowledges: the same durability, for a like-for-like time).
+ */
+export type RsyncVariant = 'plain' | 'z' | 'fsync'
+
 async function freePort (): Promise<number> {
   const s = createServer()
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
@@ -105,8 +118,8 @@ export class RsyncTool implements Tool {
   #src = ''
   #module = ''
 
-  constructor (readonly daemon: RsyncDaemon, readonly compress: boolean) {
-    this.name = compress ? 'rsync -z' : 'rsync'
+  constructor (readonly daemon: RsyncDaemon, readonly variant: RsyncVariant) {
+    this.name = variant === 'z' ? 'rsync -z' : variant === 'fsync' ? 'rsync --fsync' : 'rsync'
   }
 
   async open (src: string, dest: string): Promise<void> {
@@ -119,7 +132,7 @@ export class RsyncTool implements Tool {
     const proxy = new CountingProxy(this.daemon.port)
     try {
       const port = await proxy.listen()
-      const args = ['-a', '--delete', '--no-whole-file', '--stats', ...(this.compress ? ['-z'] : []), `${this.#src}/`, `rsync://127.0.0.1:${port}/${this.#module}/`]
+      const args = ['-a', '--delete', '--no-whole-file', '--stats', ...(this.variant === 'z' ? ['-z'] : this.variant === 'fsync' ? ['--fsync'] : []), `${this.#src}/`, `rsync://127.0.0.1:${port}/${this.#module}/`]
       const t0 = performance.now()
       const child = spawnTracked('rsync', args)
       const code = await child.exited
