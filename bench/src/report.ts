@@ -45,7 +45,7 @@ function ratio (a: number, b: number | undefined): string {
 }
 
 export function rsyncBest (outcomes: ToolOutcome[]): ToolOutcome | undefined {
-  const rs = outcomes.filter((o) => o.tool.startsWith('rsync') && o.error === undefined)
+  const rs = outcomes.filter((o) => (o.tool === 'rsync' || o.tool === 'rsync -z') && o.error === undefined)
   return rs.sort((a, b) => a.total - b.total)[0]
 }
 
