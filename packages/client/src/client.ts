@@ -315,6 +315,7 @@ export class PushClient {
       onDirty: (p) => this.#markDirty([p]),
       isScanned: (p, st) => this.#tree.isVersion(p, st),
       onHashed: (p, st, hash) => this.#tree.settleHash(p, st, hash),
+      onUnstable: (p) => this.#tree.hashInScan(p),
       onFailure: (f) => this.#log.error(f, 'the server refused a change'),
     })
     const answers = uploader.readAnswers()

@@ -85,6 +85,11 @@ interface Pending {
   contentless?: boolean
   /** What the stats counted for this file (taken back if the server refuses it). */
   counted?: 'sent' | 'deduplicated'
+  /**
+   * The file had grown past the version planned (appended to): its first `size` bytes went,
+   * for the server to check against the hash the scan found. A mismatch means it changed.
+   */
+  grown?: boolean
 }
 
 /**
@@ -110,6 +115,11 @@ export interface UploaderOptions {
    * version `st` describes, once its upload hashed it.
    */
   onHashed?: (path: string, st: Stats, hash: Buffer) => void
+  /**
+   * Told about a file the scan left unhashed that changed while its upload read it: hashed by
+   * the scan from now on, so that its next upload can go while it grows (see #sendStreamed).
+   */
+  onUnstable?: (path: string) => void
   /** The client's cache of the server's blocks; without it every upload is literal. */
   blocks?: ServerBlocks
   /** Uploads cut short that the server kept (`ready.partials`): the bytes it holds of each content. */
@@ -373,8 +383,12 @@ export class Uploader {
       this.#inflightBytes += sent
     }
     if (sent < 0) {
+      // Not the version planned: none of it reached the server, or it was aborted there, and
+      // the server still holds its old version (which stays a base for the next attempt's delta).
       this.#retire(id)
-      this.#changedUnderUs(op.path)
+      if (op.basis !== undefined) this.#opts.remote.set(op.path, op.basis)
+      else this.#opts.remote.delete(op.path)
+      this.#opts.onDirty?.(op.path)
       return
     }
     // A file refused while it streamed is sent again by the nack's handler, and counted there.
@@ -502,16 +516,28 @@ export class Uploader {
     }
     // Synchronous reads into fresh buffers (a payload may still sit in the socket's queue): from
     // the page cache they take microseconds where each async read is a thread-pool round trip.
+    // Never past the size planned: what was appended since is the next version's.
+    let left = entry.size
     const read = (length: number): Buffer | undefined => {
-      const chunk = Buffer.allocUnsafe(length)
-      const got = readSync(fh.fd, chunk, 0, length, null)
+      if (left === 0) return undefined
+      const chunk = Buffer.allocUnsafe(Math.min(length, left))
+      const got = readSync(fh.fd, chunk, 0, chunk.length, null)
+      left -= got
       return got === 0 ? undefined : chunk.subarray(0, got)
     }
     try {
       // The scan hashed this version (size, mtime), or left it to this read; one that differs,
-      // or changes while read, is not sent. The server checks the whole file's SHA-256.
+      // or changes while read, is not sent. The server checks the whole file's SHA-256. Except
+      // a hashed file that grew (a log being written): its first `size` bytes go, and the
+      // server's check against the scan's hash tells whether they were only appended to.
       const before = await fh.stat()
-      if (before.size !== entry.size || mtimeOf(before) !== entry.mtime || this.#opts.isScanned?.(path, before) === false) return -1
+      const planned = before.size === entry.size && mtimeOf(before) === entry.mtime && this.#opts.isScanned?.(path, before) !== false
+      const grew = hasher === undefined && before.size > entry.size
+      if (!planned && !grew) {
+        if (hasher !== undefined) this.#opts.onUnstable?.(path)
+        return -1
+      }
+      admitted.grown = !planned
       const resumeAt = op.noResume === true || hasher !== undefined ? 0 : this.#takePartial(entry)
       // Deltified against the cache of the server's blocks, and added to it in the same read; it
       // becomes a base for later files once sent whole: the server applies operations in order.
@@ -561,11 +587,18 @@ export class Uploader {
         this.#hashed(path, after, entry, hash)
         return 0
       }
-      if (announcement !== undefined && !sameVersion(before, after)) return -1 // nothing announced, nothing to abort
+      // Changed while read: what was read may mix versions. Unless the scan's hash is there to
+      // tell (a hashed file that still holds its planned bytes: the server checks them).
+      const changed = !sameVersion(before, after) && (hasher !== undefined || after.size < entry.size)
+      if (!sameVersion(before, after)) {
+        if (hasher !== undefined) this.#opts.onUnstable?.(path)
+        else admitted.grown = true
+      }
+      if (announcement !== undefined && changed) return -1 // nothing announced, nothing to abort
       await flushCopies()
       await announce() // if nothing did yet
       await this.#settle() // `sent` is complete, and `end` or `abort` follows the data
-      if (!sameVersion(before, after)) {
+      if (changed) {
         await this.#conn.send({ t: 'abort', id })
         return -1
       }
@@ -617,6 +650,13 @@ export class Uploader {
     // Whatever the cache holds under this content is not on the server (HASH_MISMATCH: the bytes
     // sent were not that content, and the sums cached for them are wrong for it).
     if (op.t === 'file' && !op.have) this.#opts.blocks?.forget(pending.hash ?? op.entry.hash)
+    if (op.t === 'file' && pending.grown === true && code === 'HASH_MISMATCH') {
+      // Sent as it stood while it grew, and its planned bytes were not all still there: it
+      // changed, not only grew. Look again; the next plan sends what is there.
+      this.#uncount(pending)
+      this.#changedUnderUs(op.path)
+      return
+    }
     if (op.t === 'file' && !op.have && (op as FileOp).noDelta !== true && (code === 'MISSING' || code === 'HASH_MISMATCH')) {
       // A base our cache believed in is gone or differs: the safe path sends every byte.
       this.#uncount(pending)

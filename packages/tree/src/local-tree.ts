@@ -91,6 +91,8 @@ export class LocalTree {
   readonly #onSkip: (path: string, reason: string) => void
   /** The root with one trailing slash. */
   readonly #prefix: string
+  /** Files the scan hashes itself whatever deferHashFrom says (see hashInScan). */
+  readonly #hashInScan = new Set<string>()
   #lastYield = 0
 
   constructor (root: string, opts: LocalTreeOptions = {}) {
@@ -205,7 +207,19 @@ export class LocalTree {
     if (!st.isFile()) return false
     const old = this.manifest.get(p)
     const stamp = this.#stamps.get(p)
-    return old?.kind === 'file' && stamp !== undefined && old.mode === (st.mode & 0o7777) && sameStamp(stamp, st)
+    const unchanged = old?.kind === 'file' && stamp !== undefined && old.mode === (st.mode & 0o7777) && sameStamp(stamp, st)
+    if (unchanged && this.#hashInScan.size > 0) this.#hashInScan.delete(p) // holding still again
+    return unchanged
+  }
+
+  /**
+   * Has the scan hash `path` itself from now on, until a scan finds it unchanged: for a file
+   * that changed while the pass hashing it in its stead (see ScanOptions) read it. Hashed here,
+   * a file that is being appended to yields the version it had when the read began, which an
+   * upload can send while it grows; the pass that hashes as it sends has no such version.
+   */
+  hashInScan (path: string): void {
+    this.#hashInScan.add(path)
   }
 
   /** Updates one entry from its lstat; false when the path is not something we sync. */
@@ -229,7 +243,7 @@ export class LocalTree {
       if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, st)) {
         if (old.mode === (st.mode & 0o7777)) return true
         entry = { ...old, mode: st.mode & 0o7777 }
-      } else if (old?.kind === 'file' && st.size >= deferFrom && readable(this.abs(p))) {
+      } else if (old?.kind === 'file' && st.size >= deferFrom && !this.#hashInScan.has(p) && readable(this.abs(p))) {
         // Changed in place: hashed later, by the pass that sends it (see ScanOptions). One it
         // cannot read is hashed now, and skipped (kept as it was) when that fails, as always.
         entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash: PENDING_HASH }

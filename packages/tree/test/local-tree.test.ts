@@ -126,3 +126,23 @@ t.test('deferHashFrom: a big file changed in place waits for its reader to hash 
   t.equal(lt.settleHash('big.bin', now, Buffer.alloc(32)), false, 'a settled entry stays as it is')
   t.same([...await lt.scan('', defer)], [], 'settled: nothing to rescan')
 })
+
+t.test('hashInScan: a file that would not hold still for its reader is hashed by the scan until it does', async (t) => {
+  const root = tree()
+  const big = join(root, 'log.bin')
+  writeFileSync(big, Buffer.alloc(4096, 1))
+  const lt = new LocalTree(root)
+  const defer = { deferHashFrom: 4096 }
+  await lt.scan('', defer)
+  lt.hashInScan('log.bin')
+  writeFileSync(big, Buffer.alloc(8192, 2))
+  await lt.scan('', defer)
+  t.same((lt.manifest.get('log.bin') as { hash: Buffer }).hash, createHash('sha256').update(Buffer.alloc(8192, 2)).digest(), 'hashed by the scan, not left pending')
+  writeFileSync(big, Buffer.alloc(12_288, 3))
+  await lt.scan('', defer)
+  t.notOk(isHashPending(lt.manifest.get('log.bin') as Entry), 'again, while it keeps changing')
+  t.same([...await lt.scan('', defer)], [], 'a scan that finds it unchanged')
+  writeFileSync(big, Buffer.alloc(16_384, 4))
+  await lt.scan('', defer)
+  t.ok(isHashPending(lt.manifest.get('log.bin') as Entry), 'ends that: the next change is left to its reader again')
+})
