@@ -86,10 +86,11 @@ interface Pending {
   /** What the stats counted for this file (taken back if the server refuses it). */
   counted?: 'sent' | 'deduplicated'
   /**
-   * The file had grown past the version planned (appended to): its first `size` bytes went,
-   * for the server to check against the hash the scan found. A mismatch means it changed.
+   * The file was not, or did not stay, the version planned while it was read (it grew: a log
+   * being written): its first `size` bytes went anyway, for the server to check against the
+   * hash the scan found, and the file is looked at again for what came since.
    */
-  grown?: boolean
+  drifted?: boolean
 }
 
 /**
@@ -289,7 +290,7 @@ export class Uploader {
   async #addToBatch (op: Extract<PlannedOp, { t: 'file' }>): Promise<void> {
     const data = readStable(`${this.#opts.root}/${op.path}`, op.entry)
     if (data === undefined) {
-      this.#changedUnderUs(op.path)
+      this.#notSent(op)
       return
     }
     const batch = looksCompressible(data) ? this.#text : this.#raw
@@ -352,10 +353,30 @@ export class Uploader {
     await this.#chain
   }
 
-  /** The file is not the version planned: forget what we told ourselves, look again when quiet. */
-  #changedUnderUs (path: string): void {
-    this.#opts.remote.delete(path)
-    this.#opts.onDirty?.(path)
+  /**
+   * The file is not the version `op` planned, and the server committed none of it: look again
+   * when quiet. The server still holds what it held before (`op.basis`), which the model says
+   * again (it stays a base for the next attempt's delta; forgotten, the block cache would drop
+   * it), unless a later plan already moved the model on for this path.
+   */
+  #notSent (op: FileOp): void {
+    if (this.#stillPlanned(op)) {
+      if (op.basis !== undefined) this.#opts.remote.set(op.path, op.basis)
+      else this.#opts.remote.delete(op.path)
+    }
+    this.#opts.onDirty?.(op.path)
+  }
+
+  /**
+   * Whether the model still says what the plan of `op` made it say: a later plan for the same
+   * path (a newer version) has not run since. A retry of an upload a later plan superseded
+   * must not send the older version.
+   */
+  #stillPlanned (op: FileOp): boolean {
+    const r = this.#opts.remote.get(op.path)
+    if (isHashPending(op.entry)) return r === undefined
+    const e = op.entry
+    return r?.kind === 'file' && r.size === e.size && r.mtime === e.mtime && r.mode === e.mode && r.hash.equals(e.hash)
   }
 
   async #send (op: PlannedOp): Promise<void> {
@@ -383,12 +404,9 @@ export class Uploader {
       this.#inflightBytes += sent
     }
     if (sent < 0) {
-      // Not the version planned: none of it reached the server, or it was aborted there, and
-      // the server still holds its old version (which stays a base for the next attempt's delta).
+      // Not the version planned: none of it reached the server, or it was aborted there.
       this.#retire(id)
-      if (op.basis !== undefined) this.#opts.remote.set(op.path, op.basis)
-      else this.#opts.remote.delete(op.path)
-      this.#opts.onDirty?.(op.path)
+      this.#notSent(op)
       return
     }
     // A file refused while it streamed is sent again by the nack's handler, and counted there.
@@ -532,12 +550,12 @@ export class Uploader {
       // server's check against the scan's hash tells whether they were only appended to.
       const before = await fh.stat()
       const planned = before.size === entry.size && mtimeOf(before) === entry.mtime && this.#opts.isScanned?.(path, before) !== false
-      const grew = hasher === undefined && before.size > entry.size
+      const grew = hasher === undefined && before.size > entry.size && this.#stillPlanned(op)
       if (!planned && !grew) {
         if (hasher !== undefined) this.#opts.onUnstable?.(path)
         return -1
       }
-      admitted.grown = !planned
+      admitted.drifted = !planned
       const resumeAt = op.noResume === true || hasher !== undefined ? 0 : this.#takePartial(entry)
       // Deltified against the cache of the server's blocks, and added to it in the same read; it
       // becomes a base for later files once sent whole: the server applies operations in order.
@@ -592,7 +610,7 @@ export class Uploader {
       const changed = !sameVersion(before, after) && (hasher !== undefined || after.size < entry.size)
       if (!sameVersion(before, after)) {
         if (hasher !== undefined) this.#opts.onUnstable?.(path)
-        else admitted.grown = true
+        else admitted.drifted = true
       }
       if (announcement !== undefined && changed) return -1 // nothing announced, nothing to abort
       await flushCopies()
@@ -603,6 +621,8 @@ export class Uploader {
         return -1
       }
       await this.#conn.send(hasher === undefined ? { t: 'end', id } : { t: 'end', id, hash })
+      // What it became since is the next version's: looked at again (in --once too).
+      if (admitted.drifted === true) this.#opts.onDirty?.(path)
       // A base for later files, unless the server refused it meanwhile (it would not hold it).
       if (admitted.nacked !== true) {
         upload?.commit(hash)
@@ -650,11 +670,12 @@ export class Uploader {
     // Whatever the cache holds under this content is not on the server (HASH_MISMATCH: the bytes
     // sent were not that content, and the sums cached for them are wrong for it).
     if (op.t === 'file' && !op.have) this.#opts.blocks?.forget(pending.hash ?? op.entry.hash)
-    if (op.t === 'file' && pending.grown === true && code === 'HASH_MISMATCH') {
-      // Sent as it stood while it grew, and its planned bytes were not all still there: it
-      // changed, not only grew. Look again; the next plan sends what is there.
+    if (op.t === 'file' && pending.drifted === true && code === 'HASH_MISMATCH' && !await prefixHashes(`${this.#opts.root}/${op.path}`, op.entry)) {
+      // Sent while it grew, and its planned bytes are not all still there: it changed, not only
+      // grew (what a cache of stale sums would also cause is told apart by reading them again).
+      // The next plan sends what is there.
       this.#uncount(pending)
-      this.#changedUnderUs(op.path)
+      this.#notSent(op)
       return
     }
     if (op.t === 'file' && !op.have && (op as FileOp).noDelta !== true && (code === 'MISSING' || code === 'HASH_MISMATCH')) {
@@ -668,7 +689,7 @@ export class Uploader {
       // Sent whole and still not the content the scan hashed: the file changed without its
       // size, mtime or stat showing it in time. Look again; the next plan sends what is there.
       this.#uncount(pending)
-      this.#changedUnderUs(op.path)
+      this.#notSent(op)
       return
     }
     this.#fail(op.t === 'move' ? op.to : op.path, code, message)
@@ -713,5 +734,27 @@ function toMessage (op: Exclude<PlannedOp, { t: 'file' }>, id: number): Operatio
     case 'delete': return { t: 'delete', id, path: op.path }
     case 'move': return { t: 'move', id, from: op.from, to: op.to }
     case 'attrs': return { t: 'attrs', id, path: op.path, mode: op.mode, mtime: op.mtime }
+  }
+}
+
+/** Whether the file's first `entry.size` bytes still hash to `entry.hash` (false when unreadable). */
+async function prefixHashes (abs: string, entry: FileEntry): Promise<boolean> {
+  let fh: Awaited<ReturnType<typeof open>> | undefined
+  try {
+    fh = await open(abs, 'r')
+    const h = createHash('sha256')
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(entry.size, 1)))
+    for (let at = 0, n = 1; at < entry.size; n++) {
+      const got = readSync(fh.fd, buf, 0, Math.min(buf.length, entry.size - at), null)
+      if (got === 0) return false
+      h.update(buf.subarray(0, got))
+      at += got
+      if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    return h.digest().equals(entry.hash)
+  } catch {
+    return false
+  } finally {
+    await fh?.close()
   }
 }

@@ -121,12 +121,6 @@ export class Manifest {
   }
 
   /**
-   * SHA-256 over the sorted entries: paths, kinds, modes, file sizes, mtimes and hashes, link
-   * targets. Folder mtimes are left out: every change inside a folder moves them, and the server
-   * restores them itself. Kept until the manifest changes (a server with 100k files answers
-   * every connect with it: ~160 ms each).
-   */
-  /**
    * Takes `value` as the digest of the entries as they are now: for a manifest just loaded
    * from a file that saved its digest beside it (and a checksum over both).
    */
@@ -134,6 +128,12 @@ export class Manifest {
     this.#digest = { version: this.#version, value }
   }
 
+  /**
+   * SHA-256 over the sorted entries: paths, kinds, modes, file sizes, mtimes and hashes, link
+   * targets. Folder mtimes are left out: every change inside a folder moves them, and the server
+   * restores them itself. Kept until the manifest changes (a server with 100k files answers
+   * every connect with it: ~160 ms each).
+   */
   digest (): Buffer {
     if (this.#digest?.version === this.#version) return this.#digest.value
     const h = createHash('sha256')

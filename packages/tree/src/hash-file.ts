@@ -14,11 +14,6 @@ export function sameVersion (a: Stats, b: Stats): boolean {
  * SHA-256 of a file, read in bounded chunks, with the stat that describes the version hashed.
  * A file that changes while being read is read again (up to `attempts` times), never reported
  * half old, half new; returns undefined when it would not hold still.
- *
- * One that only grew (a log being written) is hashed as it was when the read began: its first
- * `size` bytes, with the stat of then. Whether they were only appended to, not rewritten, is
- * not something a stat can tell; whoever uses the hash reads them again (an upload, which the
- * server checks against it), so bytes that changed under this read show as a mismatch there.
  */
 export async function hashFileStable (path: string, attempts = 3, sizeHint = Infinity): Promise<{ hash: Buffer, stat: Stats } | undefined> {
   if (sizeHint <= SMALL_FILE) return hashSmallFile(path, attempts)
@@ -30,17 +25,14 @@ export async function hashFileStable (path: string, attempts = 3, sizeHint = Inf
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(before.size, 1)))
       // Synchronous reads (an async read is a thread-pool round trip per MiB), yielding to the
       // event loop now and then so a huge file does not stall the connection.
-      let left = before.size
-      for (let n = 1; left > 0; n++) {
-        const bytesRead = readSync(fh.fd, buf, 0, Math.min(buf.length, left), null)
+      for (let n = 1; ; n++) {
+        const bytesRead = readSync(fh.fd, buf, 0, buf.length, null)
         if (bytesRead === 0) break
         h.update(buf.subarray(0, bytesRead))
-        left -= bytesRead
         if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
       }
       const after = await fh.stat()
       if (sameVersion(before, after)) return { hash: h.digest(), stat: after }
-      if (left === 0 && after.size > before.size && after.ino === before.ino) return { hash: h.digest(), stat: before }
     } finally {
       await fh.close()
     }

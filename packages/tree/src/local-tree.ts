@@ -32,11 +32,17 @@ export interface ScanOptions {
   deferHashFrom?: number
 }
 
+/**
+ * Why a scan left a file out: it kept changing while read (three reads), it could not be read,
+ * or it is not a regular file, folder or symlink (a socket, a FIFO, a device).
+ */
+export type SkipKind = 'unstable' | 'unreadable' | 'special'
+
 export interface LocalTreeOptions {
   /** Relative paths to leave out (the path is the wire path; `isDir` tells folders apart). */
   ignore?: (path: string, isDir: boolean) => boolean
-  /** Told about files that were skipped (unstable while read, unreadable, special files). */
-  onSkip?: (path: string, reason: string) => void
+  /** Told about files that were skipped (see SkipKind). */
+  onSkip?: (path: string, reason: string, kind: SkipKind) => void
 }
 
 function readable (abs: string): boolean {
@@ -88,7 +94,7 @@ export class LocalTree {
   /** What the state file holds (see save): the versions of the manifest and stamps written there. */
   #saved: { file: string, manifest: number, stamps: number } | undefined
   readonly #ignore: (path: string, isDir: boolean) => boolean
-  readonly #onSkip: (path: string, reason: string) => void
+  readonly #onSkip: (path: string, reason: string, kind: SkipKind) => void
   /** The root with one trailing slash. */
   readonly #prefix: string
   /** Files the scan hashes itself whatever deferHashFrom says (see hashInScan). */
@@ -118,6 +124,7 @@ export class LocalTree {
     for (const p of this.manifest.subtree(path)) {
       this.manifest.delete(p)
       this.#stamps.delete(p)
+      this.#hashInScan.delete(p)
     }
   }
 
@@ -160,6 +167,7 @@ export class LocalTree {
       if (!seen.has(p)) {
         this.manifest.delete(p)
         this.#stamps.delete(p)
+        this.#hashInScan.delete(p)
         changed.add(p)
       }
     }
@@ -214,9 +222,10 @@ export class LocalTree {
 
   /**
    * Has the scan hash `path` itself from now on, until a scan finds it unchanged: for a file
-   * that changed while the pass hashing it in its stead (see ScanOptions) read it. Hashed here,
-   * a file that is being appended to yields the version it had when the read began, which an
-   * upload can send while it grows; the pass that hashes as it sends has no such version.
+   * that changed while the pass hashing it in its stead (see ScanOptions) read it. A hash the
+   * scan made of a version that held still is what lets an upload send that version while the
+   * file grows (a log being written; see the uploader); the pass that hashes as it sends has no
+   * such version to check against.
    */
   hashInScan (path: string): void {
     this.#hashInScan.add(path)
@@ -241,6 +250,7 @@ export class LocalTree {
     } else if (st.isFile()) {
       const stamp = this.#stamps.get(p)
       if (old?.kind === 'file' && stamp !== undefined && sameStamp(stamp, st)) {
+        this.#hashInScan.delete(p) // holding still again
         if (old.mode === (st.mode & 0o7777)) return true
         entry = { ...old, mode: st.mode & 0o7777 }
       } else if (old?.kind === 'file' && st.size >= deferFrom && !this.#hashInScan.has(p) && readable(this.abs(p))) {
@@ -253,11 +263,11 @@ export class LocalTree {
         try {
           hashed = await hashFileStable(this.abs(p), 3, st.size)
         } catch (err) {
-          this.#onSkip(p, (err as Error).message)
+          this.#onSkip(p, (err as Error).message, 'unreadable')
           return old !== undefined // keep what we knew rather than report a delete
         }
         if (hashed === undefined) {
-          this.#onSkip(p, 'changed while being read')
+          this.#onSkip(p, 'changed while being read', 'unstable')
           return old !== undefined
         }
         const s = hashed.stat
@@ -266,7 +276,7 @@ export class LocalTree {
         if (old?.kind === 'file' && old.hash.equals(entry.hash) && old.mtime === entry.mtime && old.mode === entry.mode && old.size === entry.size) return true
       }
     } else {
-      this.#onSkip(p, 'not a regular file, folder or symlink')
+      this.#onSkip(p, 'not a regular file, folder or symlink', 'special')
       return false
     }
     if (old !== undefined && old.kind !== entry.kind) {
