@@ -5,6 +5,7 @@
  * destination ends equal to the source.
  */
 import t from 'tap'
+import { spawn } from 'node:child_process'
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CountingProxy, diffTrees, run, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
@@ -60,3 +61,34 @@ t.test('a file appended to every 20 ms costs its appended bytes', async (t) => {
   // failed and was sent again whole: 5-14 times the bytes.
   t.ok(sent < appended * 1.5, `${sent} bytes on the wire for ${appended} appended`)
 })
+
+// Two rhythms: appends 10 ms apart keep the scan from ever reading the file still (it is skipped,
+// and looked at again by the passes); 40 ms apart, the scan hashes it and it grows under its upload.
+for (const { every, times } of [{ every: 10, times: 40 }, { every: 40, times: 12 }]) {
+  t.test(`push --once while a file grows (every ${every} ms): it ends with the last version, never an older one silently`, async (t) => {
+    const src = tempDir()
+    const dest = tempDir()
+    const log = join(src, 'app.log')
+    writeFileSync(log, seededBytes(41, 20_000_000))
+    const server = await startServer(dest)
+    t.teardown(async () => { await server.stop() })
+    // Appends for ~0.4-0.5 s from another process, then stops: the passes --once makes over
+    // files that changed while sent (0.25 s, then 0.5 s and 0.75 s later) see it still by then.
+    const appender = spawn(process.execPath, ['-e', `
+      const fs = require('node:fs'); const fd = fs.openSync(${JSON.stringify(log)}, 'a'); let n = 0
+      const tick = () => { fs.writeSync(fd, Buffer.alloc(100000, n % 251)); if (++n < ${times}) setTimeout(tick, ${every}) }; tick()
+    `], { stdio: 'ignore' })
+    const appended = new Promise((resolve) => appender.once('exit', resolve))
+    t.teardown(() => appender.kill('SIGKILL'))
+    const client = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--json', '--state-dir', tempDir()])
+    const code = await client.exited
+    await appended
+    const summary = JSON.parse(client.stdout().trim().split('\n').pop() as string) as { failures: Array<{ path: string }> }
+    if (code === 0) {
+      t.same(diffTrees(src, dest), [], 'exit 0: the server holds the last version')
+    } else {
+      t.equal(code, 5, 'otherwise a partial sync') // Exit.PARTIAL
+      t.same(summary.failures.map((f) => f.path), ['app.log'], 'that names the file')
+    }
+  })
+}

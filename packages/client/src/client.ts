@@ -95,6 +95,10 @@ export class PushClient {
   readonly #log: Logger
   readonly #tree: LocalTree
   readonly #rules: IgnoreRules
+  /** A --once run (see once()): what the scans leave out is reported. */
+  #once = false
+  /** Files a --once run could not read, and why. */
+  readonly #unreadable = new Map<string, string>()
   readonly #remote = new Manifest()
   readonly #stateKey: string
   readonly #summary: PushSummary = {
@@ -120,7 +124,13 @@ export class PushClient {
     this.#rules = new IgnoreRules(this.#opts.src, opts.excludes ?? [])
     this.#tree = new LocalTree(this.#opts.src, {
       ignore: (p, isDir) => this.#rules.ignores(p, isDir),
-      onSkip: (path, reason) => this.#log.warn({ path, reason }, 'skipped'),
+      onSkip: (path, reason, kind) => {
+        this.#log.warn({ path, reason }, 'skipped')
+        // --once reports what it leaves out; watching, the next change there tries again.
+        if (!this.#once) return
+        if (kind === 'unstable') this.#dirty.add(path) // looked at again by the passes below
+        else if (kind === 'unreadable') this.#unreadable.set(path, reason)
+      },
     })
     this.#stateKey = createHash('sha256').update(`${this.#opts.src}\0${opts.host}:${opts.port}`).digest('hex').slice(0, 24)
   }
@@ -140,6 +150,7 @@ export class PushClient {
   /** Reconciles once and returns when the server has made every change durable. */
   async once (): Promise<PushSummary> {
     const started = Date.now()
+    this.#once = true
     await this.#loadState()
     const link = await this.#connect()
     try {
@@ -159,6 +170,7 @@ export class PushClient {
         await link.uploader.drain()
       }
       for (const path of this.#dirty) this.#summary.failures.push({ path, code: ErrorCode.IO, message: 'kept changing while being sent; not synced' })
+      for (const [path, reason] of this.#unreadable) this.#summary.failures.push({ path, code: ErrorCode.IO, message: `cannot read: ${reason}; not synced` })
       await link.conn.send({ t: 'bye' })
       link.conn.close()
       await link.answers.catch(() => {})
