@@ -12,10 +12,11 @@ import { lstat, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
-import { LocalTree, loadManifest, saveManifest } from '@fsyncd/tree'
+import { LocalTree, loadManifest, type SavedManifest, saveManifest } from '@fsyncd/tree'
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
+import { readSyncMark, type SyncMark, writeSyncMark } from './sync-mark.js'
 import { type Failure, Uploader, type UploadStats } from './uploader.js'
 import type { TreeWatcher } from './watcher.js'
 
@@ -99,7 +100,12 @@ export class PushClient {
   #once = false
   /** Files a --once run could not read, and why. */
   readonly #unreadable = new Map<string, string>()
+  /** The model of the server's tree (see #remoteView: built from #savedRemote when first needed). */
   readonly #remote = new Manifest()
+  /** The saved view of the server, until #remoteView builds #remote from it. */
+  #savedRemote: SavedManifest | undefined
+  /** What the last --once run that ended with nothing left to do saw (see sync-mark.ts). */
+  #syncMark: SyncMark | undefined
   readonly #stateKey: string
   readonly #summary: PushSummary = {
     ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0,
@@ -175,6 +181,7 @@ export class PushClient {
       link.conn.close()
       await link.answers.catch(() => {})
       await this.#saveState(true)
+      await this.#markInSync()
     } finally {
       this.#retire(link)
     }
@@ -191,8 +198,9 @@ export class PushClient {
     const link = await this.#connect()
     try {
       await this.#tree.scan('')
+      const remote = this.#remoteView()
       this.#guardMassDelete()
-      return plan(this.#tree.manifest, this.#remote.clone(), [''], (p, d) => this.#rules.ignores(p, d))
+      return plan(this.#tree.manifest, remote.clone(), [''], (p, d) => this.#rules.ignores(p, d))
     } finally {
       await link.conn.send({ t: 'bye' }).catch(() => {})
       link.conn.close()
@@ -301,10 +309,12 @@ export class PushClient {
       conn.maxFrame = MAX_FRAME
       const ready = await conn.expect('ready')
       partials = ready.partials
-      if (!this.#remote.digest().equals(ready.digest)) {
+      this.#serverDigest = ready.digest
+      if (!(this.#savedRemote?.digest ?? this.#remoteView().digest()).equals(ready.digest)) {
         this.#log.info({ entries: ready.entries }, 'fetching the server listing (cached view is cold or stale)')
         this.#summary.listed = true
         await conn.send({ t: 'list' })
+        this.#savedRemote = undefined
         this.#remote.deleteTree('')
         for (;;) {
           const batch = await conn.expect('entries')
@@ -360,7 +370,12 @@ export class PushClient {
 
   async #reconcile (link: Link): Promise<void> {
     const started = Date.now()
-    await this.#tree.scan('', SCAN)
+    const changed = await this.#tree.scan('', SCAN)
+    if (this.#once && changed.size === 0 && this.#inSyncAsMarked()) {
+      this.#log.info({ entries: this.#tree.manifest.size, scanMs: Date.now() - started }, 'nothing changed here or on the server since the last sync')
+      return
+    }
+    this.#remoteView()
     this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent([''])
     const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
@@ -408,6 +423,7 @@ export class PushClient {
 
   async #pushDirty (link = this.#link): Promise<void> {
     if (link === undefined) return
+    this.#remoteView()
     let scope: string[]
     if (this.#fullRescan) {
       scope = ['']
@@ -459,6 +475,7 @@ export class PushClient {
    * Refuses to plan the deletion of everything: a source that is empty or gone (an unmounted
    * disk, a wrong path) while the server holds files is far more often a mistake than a wish.
    */
+  /** Call with the model of the server built (see #remoteView). */
   #guardMassDelete (): void {
     if (this.#opts.allowDeleteAll === true || this.#tree.manifest.size > 0 || this.#remote.size === 0) return
     throw new EmptySourceError(`${this.#opts.src} is empty or missing while the server holds ${this.#remote.size} entries: refusing to delete them all (pass --allow-delete-all if that is what you want)`)
@@ -526,6 +543,8 @@ export class PushClient {
   #saveTimer: NodeJS.Timeout | undefined
   /** Versions of the model of the server and of the block cache in the state files. */
   #saved = { remote: -1, blocks: -1 }
+  /** The digest the server gave at the last connect. */
+  #serverDigest: Buffer | undefined
   /** Whether the block cache was read from its state file (see #unindexedServerContent). */
   #blocksLoaded = false
   /** The save running, if any (see #saveState). */
@@ -540,7 +559,7 @@ export class PushClient {
     this.#saveTimer.unref()
   }
 
-  #stateFile (kind: 'local' | 'remote' | 'blocks'): string {
+  #stateFile (kind: 'local' | 'remote' | 'blocks' | 'synced'): string {
     return join(this.#opts.stateDir, `${this.#stateKey}.${kind}`)
   }
 
@@ -556,10 +575,48 @@ export class PushClient {
       this.#tree.load(this.#stateFile('local')),
     ])
     this.#blocks = blocks
-    for (const [p, e] of remote?.rows ?? []) this.#remote.set(p, e)
-    // Saved with the view it digests (the file is checksummed): not recomputed at each connect.
-    if (remote?.digest !== undefined) this.#remote.restoreDigest(remote.digest)
+    this.#savedRemote = remote
+    this.#syncMark = await readSyncMark(this.#stateFile('synced'))
     this.#saved = { remote: this.#remote.version, blocks: blocks.version }
+  }
+
+  /** The model of the server, built from its saved view the first time it is needed. */
+  #remoteView (): Manifest {
+    const saved = this.#savedRemote
+    if (saved !== undefined) {
+      this.#savedRemote = undefined
+      for (const [p, e] of saved.rows()) this.#remote.set(p, e)
+      // Saved with the view it digests (the file is checksummed): not recomputed at each connect.
+      if (saved.digest !== undefined) this.#remote.restoreDigest(saved.digest)
+      this.#saved.remote = this.#remote.version
+    }
+    return this.#remote
+  }
+
+  /**
+   * Whether the last --once run that ended with nothing left to do left the local state just
+   * loaded (and unchanged since) and the server at the digest it has now: then there is nothing
+   * to do, and neither the view of the server nor a plan is needed.
+   */
+  #inSyncAsMarked (): boolean {
+    const mark = this.#syncMark
+    const local = this.#tree.stateSum
+    return mark !== undefined && local !== undefined && this.#serverDigest !== undefined &&
+      mark.localState.equals(local) && mark.serverDigest.equals(this.#serverDigest)
+  }
+
+  /**
+   * After a --once run with nothing left to do (nothing failed, nothing still changing, every
+   * entry hashed), marks the local state saved and the server's digest as in sync (see
+   * sync-mark.ts). A run that found the mark valid has nothing to add to it.
+   */
+  async #markInSync (): Promise<void> {
+    const local = this.#tree.stateSum
+    if (this.#summary.failures.length > 0 || this.#dirty.size > 0 || local === undefined || this.#savedRemote !== undefined) return
+    const serverDigest = this.#remote.digest()
+    if (this.#syncMark?.localState.equals(local) === true && this.#syncMark.serverDigest.equals(serverDigest)) return
+    this.#syncMark = { localState: local, serverDigest }
+    await writeSyncMark(this.#stateFile('synced'), this.#syncMark).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'cannot save state'))
   }
 
   /**
@@ -589,7 +646,7 @@ export class PushClient {
       this.#tree.save(this.#stateFile('local')),
       // Only a view every op of which was acknowledged is worth keeping; otherwise the next
       // connect will find the digests differ and list.
-      remote === this.#saved.remote ? undefined : saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote, { digest: true }),
+      remote === this.#saved.remote || this.#savedRemote !== undefined ? undefined : saveManifest(this.#stateFile('remote'), `remote:${this.#opts.host}:${this.#opts.port}`, this.#remote, { digest: true }),
       blocks === undefined || blocksVersion === this.#saved.blocks ? undefined : blocks.save(this.#stateFile('blocks')),
     ])
     this.#saved = { remote, blocks: blocks === undefined ? this.#saved.blocks : blocksVersion }

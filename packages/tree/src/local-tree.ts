@@ -92,7 +92,7 @@ export class LocalTree {
   readonly manifest = new Manifest()
   readonly #stamps = new CountingMap<string, StatStamp>()
   /** What the state file holds (see save): the versions of the manifest and stamps written there. */
-  #saved: { file: string, manifest: number, stamps: number } | undefined
+  #saved: { file: string, manifest: number, stamps: number, sum: Buffer, complete: boolean } | undefined
   readonly #ignore: (path: string, isDir: boolean) => boolean
   readonly #onSkip: (path: string, reason: string, kind: SkipKind) => void
   /** The root with one trailing slash. */
@@ -314,19 +314,35 @@ export class LocalTree {
     const now = { file, manifest: this.manifest.version, stamps: this.#stamps.version }
     if (this.#saved?.file === file && this.#saved.manifest === now.manifest && this.#saved.stamps === now.stamps) return
     // Pending entries are left out: the next start hashes those files (the save is a cache).
-    await saveManifest(file, `local:${this.root}`, this.manifest, { stamps: this.#stamps, keep: (_p, e) => !isHashPending(e) })
-    this.#saved = now
+    let pending = 0
+    const keep = (_p: string, e: Entry): boolean => {
+      if (!isHashPending(e)) return true
+      pending++
+      return false
+    }
+    const sum = await saveManifest(file, `local:${this.root}`, this.manifest, { stamps: this.#stamps, keep })
+    this.#saved = { ...now, sum, complete: pending === 0 }
+  }
+
+  /**
+   * The checksum of the state file (see save, load) that holds this tree as it is now, with no
+   * entry pending; undefined when the tree changed since that file was written or read.
+   */
+  get stateSum (): Buffer | undefined {
+    const saved = this.#saved
+    if (saved === undefined || !saved.complete || saved.manifest !== this.manifest.version || saved.stamps !== this.#stamps.version) return undefined
+    return saved.sum
   }
 
   /** Loads a saved state; false (and nothing loaded) when missing, foreign or corrupt: a cold start. */
   async load (file: string): Promise<boolean> {
     const saved = await loadManifest(file, `local:${this.root}`)
     if (saved === undefined) return false
-    for (const [p, e, stamp] of saved.rows) {
+    for (const [p, e, stamp] of saved.rows()) {
       this.manifest.set(p, e)
       if (stamp !== null) this.#stamps.set(p, stamp)
     }
-    this.#saved = { file, manifest: this.manifest.version, stamps: this.#stamps.version }
+    this.#saved = { file, manifest: this.manifest.version, stamps: this.#stamps.version, sum: saved.sum, complete: true }
     return true
   }
 }

@@ -24,8 +24,13 @@ const KIND = { file: 0, dir: 1, link: 2 } as const
 /** Per row: size, mtimeMs, ctimeMs, ino; NaN size for a row without a stamp. */
 const STAMP_FIELDS = 4
 
+export type Row = [string, Entry, StatStamp | null]
+
 export interface SavedManifest {
-  rows: Array<[string, Entry, StatStamp | null]>
+  /** The rows, built on the first call (every row was checked at load). */
+  rows: () => Row[]
+  /** The file's checksum: it names this saved state. */
+  sum: Buffer
   /** The manifest's digest when it was saved (see Manifest.digest), if it was saved with it. */
   digest?: Buffer
 }
@@ -38,7 +43,8 @@ export interface SaveOptions {
   digest?: boolean
 }
 
-export async function saveManifest (file: string, tag: string, manifest: Manifest, opts: SaveOptions = {}): Promise<void> {
+/** Returns the written file's checksum. */
+export async function saveManifest (file: string, tag: string, manifest: Manifest, opts: SaveOptions = {}): Promise<Buffer> {
   const { stamps, keep } = opts
   const paths: string[] = []
   const entries: Entry[] = []
@@ -86,9 +92,11 @@ export async function saveManifest (file: string, tag: string, manifest: Manifes
     stamps: stampCols === undefined ? null : bytesOf(stampCols),
     digest: opts.digest === true ? manifest.digest() : null,
   })
+  const sum = createHash('sha256').update(body).digest()
   const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, Buffer.concat([body, createHash('sha256').update(body).digest()]))
+  await writeFile(tmp, Buffer.concat([body, sum]))
   await rename(tmp, file)
+  return sum
 }
 
 /** Rows are all checked (paths, kinds, hash sizes) before any is returned. */
@@ -101,7 +109,8 @@ export async function loadManifest (file: string, tag: string): Promise<SavedMan
   }
   if (bytes.length <= SUM_BYTES) return undefined
   const body = bytes.subarray(0, bytes.length - SUM_BYTES)
-  if (!createHash('sha256').update(body).digest().equals(bytes.subarray(body.length))) return undefined
+  const sum = createHash('sha256').update(body).digest()
+  if (!sum.equals(bytes.subarray(body.length))) return undefined
   let s: Record<string, unknown>
   try {
     s = packr.unpack(body) as Record<string, unknown>
@@ -134,9 +143,16 @@ export async function loadManifest (file: string, tag: string): Promise<SavedMan
     } else if (k !== KIND.dir) return undefined
   }
   if (hashes.length !== files * HASH_BYTES || targets.length !== links) return undefined
+  let rows: Row[] | undefined
+  const saved: SavedManifest = { rows: () => (rows ??= buildRows(n, paths, kinds, modes, mtimes, sizes, stamps, hashes, targets as string[])), sum }
+  if (digest !== undefined) saved.digest = digest
+  return saved
+}
+
+function buildRows (n: number, paths: string[], kinds: Uint8Array, modes: Uint16Array, mtimes: Float64Array, sizes: Float64Array, stamps: Float64Array | null, hashes: Uint8Array, targets: string[]): Row[] {
   // Views of one copy: a hash per file without an allocation per hash.
   const hashBytes = Buffer.from(hashes)
-  const rows: SavedManifest['rows'] = new Array(n)
+  const rows: Row[] = new Array(n)
   let fileNo = 0
   let linkNo = 0
   for (let i = 0; i < n; i++) {
@@ -154,7 +170,7 @@ export async function loadManifest (file: string, tag: string): Promise<SavedMan
       rows[i] = [p, { kind: 'link', mtime, target: targets[linkNo++] as string }, null]
     }
   }
-  return digest === undefined ? { rows } : { rows, digest }
+  return rows
 }
 
 function bytesOf (a: Uint16Array | Float64Array): Buffer {
