@@ -654,6 +654,14 @@ export class Uploader {
 
   async #onNack (pending: Pending, code: ErrorCode, message: string): Promise<void> {
     const op = pending.op
+    if (op.t === 'file' && !isHashPending(op.entry) && !this.#stillPlanned(op)) {
+      // A later plan already sends a newer version of this path (watching, a change can be
+      // planned while this one is in flight): this one is not sent again, nor reported.
+      if (!op.have) this.#opts.blocks?.forget(op.entry.hash)
+      this.#uncount(pending)
+      this.#opts.onDirty?.(op.path)
+      return
+    }
     if (op.t === 'file' && pending.resumed === true && code === 'MISSING') {
       // The partial upload is gone, or differs from our file: send it all (delta still allowed).
       this.#uncount(pending)
