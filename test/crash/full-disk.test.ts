@@ -43,6 +43,8 @@ t.test('a full disk: NO_SPACE, exit 5, last good state kept, then recovery', { s
   t.same(readdirSync(join(dest, '.fsyncd', 'tmp')), [], 'the temp file is gone')
   t.same(readdirSync(dest).filter((n) => n === 'big.bin'), [], 'no partial big.bin at its final name')
   t.equal(readFileSync(join(dest, 'small.bin')).length, 512 * 1024, 'what was there is intact')
+  r = await pushOnce(src, server.port, state)
+  t.equal(r.code, 5, 'nothing changed since, and the next push tries the refused file again (not "in sync")')
 
   rmSync(join(src, 'big.bin'))
   r = await pushOnce(src, server.port, state)

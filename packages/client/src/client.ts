@@ -181,7 +181,7 @@ export class PushClient {
       link.conn.close()
       await link.answers.catch(() => {})
       await this.#saveState(true)
-      await this.#markInSync()
+      await this.#markInSync(link)
     } finally {
       this.#retire(link)
     }
@@ -610,9 +610,10 @@ export class PushClient {
    * entry hashed), marks the local state saved and the server's digest as in sync (see
    * sync-mark.ts). A run that found the mark valid has nothing to add to it.
    */
-  async #markInSync (): Promise<void> {
+  async #markInSync (link: Link): Promise<void> {
     const local = this.#tree.stateSum
-    if (this.#summary.failures.length > 0 || this.#dirty.size > 0 || local === undefined || this.#savedRemote !== undefined) return
+    const failed = this.#summary.failures.length > 0 || link.uploader.failures.length > 0
+    if (failed || this.#dirty.size > 0 || local === undefined || this.#savedRemote !== undefined) return
     const serverDigest = this.#remote.digest()
     if (this.#syncMark?.localState.equals(local) === true && this.#syncMark.serverDigest.equals(serverDigest)) return
     this.#syncMark = { localState: local, serverDigest }
