@@ -11,6 +11,7 @@
  * await tree.save(stateFile)
  * ```
  */
+export * from './checked-file.js'
 export * from './hash-file.js'
 export * from './local-tree.js'
 export * from './manifest-file.js'

@@ -8,17 +8,15 @@
  * load in ~0.1 s where one msgpack map per entry took ~0.35 s: no object per row to decode, no
  * copy per hash. The checksum is what lets a saved digest be trusted without recomputing it.
  */
-import { createHash } from 'node:crypto'
-import { readFile, rename, writeFile } from 'node:fs/promises'
 import { Packr } from 'msgpackr'
 import { type Entry, type Manifest, pathProblem } from '@fsyncd/protocol'
+import { readChecked, writeChecked } from './checked-file.js'
 
 /** What identifies the version of a file we hashed. */
 export interface StatStamp { size: number, mtimeMs: number, ctimeMs: number, ino: number }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' })
 const FORMAT_VERSION = 2
-const SUM_BYTES = 32
 const HASH_BYTES = 32
 const KIND = { file: 0, dir: 1, link: 2 } as const
 /** Per row: size, mtimeMs, ctimeMs, ino; NaN size for a row without a stamp. */
@@ -92,25 +90,14 @@ export async function saveManifest (file: string, tag: string, manifest: Manifes
     stamps: stampCols === undefined ? null : bytesOf(stampCols),
     digest: opts.digest === true ? manifest.digest() : null,
   })
-  const sum = createHash('sha256').update(body).digest()
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, Buffer.concat([body, sum]))
-  await rename(tmp, file)
-  return sum
+  return await writeChecked(file, body)
 }
 
 /** Rows are all checked (paths, kinds, hash sizes) before any is returned. */
 export async function loadManifest (file: string, tag: string): Promise<SavedManifest | undefined> {
-  let bytes: Buffer
-  try {
-    bytes = await readFile(file)
-  } catch {
-    return undefined
-  }
-  if (bytes.length <= SUM_BYTES) return undefined
-  const body = bytes.subarray(0, bytes.length - SUM_BYTES)
-  const sum = createHash('sha256').update(body).digest()
-  if (!sum.equals(bytes.subarray(body.length))) return undefined
+  const checked = await readChecked(file)
+  if (checked === undefined || checked.body.length === 0) return undefined
+  const { body, sum } = checked
   let s: Record<string, unknown>
   try {
     s = packr.unpack(body) as Record<string, unknown>
