@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { DeltaOp } from '@fsyncd/delta'
 import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_SIG_BYTES, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, type PutFile, smallFileBound } from '@fsyncd/protocol'
-import { isHashPending, mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
+import { hashPrefix, isHashPending, mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
 import { type Encoded, encodeOnce, LiteralEncoder, looksCompressible } from './literals.js'
 import type { FileEntry, PlannedOp } from './planner.js'
 import type { ServerBlocks } from './server-blocks.js'
@@ -678,7 +678,7 @@ export class Uploader {
     // Whatever the cache holds under this content is not on the server (HASH_MISMATCH: the bytes
     // sent were not that content, and the sums cached for them are wrong for it).
     if (op.t === 'file' && !op.have) this.#opts.blocks?.forget(pending.hash ?? op.entry.hash)
-    if (op.t === 'file' && pending.drifted === true && code === 'HASH_MISMATCH' && !await prefixHashes(`${this.#opts.root}/${op.path}`, op.entry)) {
+    if (op.t === 'file' && pending.drifted === true && code === 'HASH_MISMATCH' && (await hashPrefix(`${this.#opts.root}/${op.path}`, op.entry.size))?.equals(op.entry.hash) !== true) {
       // Sent while it grew, and its planned bytes are not all still there: it changed, not only
       // grew (what a cache of stale sums would also cause is told apart by reading them again).
       // The next plan sends what is there.
@@ -745,24 +745,3 @@ function toMessage (op: Exclude<PlannedOp, { t: 'file' }>, id: number): Operatio
   }
 }
 
-/** Whether the file's first `entry.size` bytes still hash to `entry.hash` (false when unreadable). */
-async function prefixHashes (abs: string, entry: FileEntry): Promise<boolean> {
-  let fh: Awaited<ReturnType<typeof open>> | undefined
-  try {
-    fh = await open(abs, 'r')
-    const h = createHash('sha256')
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(entry.size, 1)))
-    for (let at = 0, n = 1; at < entry.size; n++) {
-      const got = readSync(fh.fd, buf, 0, Math.min(buf.length, entry.size - at), null)
-      if (got === 0) return false
-      h.update(buf.subarray(0, got))
-      at += got
-      if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
-    }
-    return h.digest().equals(entry.hash)
-  } catch {
-    return false
-  } finally {
-    await fh?.close()
-  }
-}

@@ -21,23 +21,45 @@ export async function hashFileStable (path: string, attempts = 3, sizeHint = Inf
     const fh = await open(path, 'r')
     try {
       const before = await fh.stat()
-      const h = createHash('sha256')
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(before.size, 1)))
-      // Synchronous reads (an async read is a thread-pool round trip per MiB), yielding to the
-      // event loop now and then so a huge file does not stall the connection.
-      for (let n = 1; ; n++) {
-        const bytesRead = readSync(fh.fd, buf, 0, buf.length, null)
-        if (bytesRead === 0) break
-        h.update(buf.subarray(0, bytesRead))
-        if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
-      }
+      const hash = await hashFirst(fh.fd, before.size)
       const after = await fh.stat()
-      if (sameVersion(before, after)) return { hash: h.digest(), stat: after }
+      if (hash !== undefined && sameVersion(before, after)) return { hash, stat: after }
     } finally {
       await fh.close()
     }
   }
   return undefined
+}
+
+/** SHA-256 of a file's first `size` bytes; undefined when it is shorter or cannot be read. */
+export async function hashPrefix (path: string, size: number): Promise<Buffer | undefined> {
+  let fh: Awaited<ReturnType<typeof open>> | undefined
+  try {
+    fh = await open(path, 'r')
+    return await hashFirst(fh.fd, size)
+  } catch {
+    return undefined
+  } finally {
+    await fh?.close()
+  }
+}
+
+/**
+ * SHA-256 of the first `size` bytes at `fd` (undefined when there are fewer). Synchronous reads
+ * (an async read is a thread-pool round trip per MiB), yielding to the event loop now and then
+ * so a huge file does not stall the connection.
+ */
+async function hashFirst (fd: number, size: number): Promise<Buffer | undefined> {
+  const h = createHash('sha256')
+  const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(size, 1)))
+  for (let at = 0, n = 1; at < size; n++) {
+    const got = readSync(fd, buf, 0, Math.min(buf.length, size - at), at)
+    if (got === 0) return undefined
+    h.update(buf.subarray(0, got))
+    at += got
+    if (n % YIELD_EVERY_CHUNKS === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  return h.digest()
 }
 
 /** Files at most this big are hashed with synchronous calls: a few µs each, where every async call costs a thread-pool round trip. */
