@@ -9,6 +9,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { clientHandshake, Connection, encodeFramePrefix, MAX_FRAME, type Message } from '@fsyncd/protocol'
 import { diffTrees, pushOnce, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
+import { tempFiles } from '../helpers/faults.js'
 
 async function open (port: number): Promise<Connection> {
   const socket = connect(port, '127.0.0.1')
@@ -113,11 +114,15 @@ t.test('a wrong hash never reaches its final name', async (t) => {
     [{ t: 'file', id: 1, path: 'd/keep.txt', size: content.length, mode: 0o644, mtime: Date.now(), hash: wrong, have: false }],
     [{ t: 'data', id: 1, z: 0 }, content],
     [{ t: 'end', id: 1 }],
-  ], [1])
-  t.match(got.get(1), { t: 'nack', code: 'HASH_MISMATCH' })
-  const { readFileSync, readdirSync } = await import('node:fs')
+    // Whole in one message: written beside the final name, then refused.
+    [{ t: 'file', id: 2, path: 'd/keep.txt', size: content.length, mode: 0o644, mtime: Date.now(), hash: wrong, have: false, inline: 0 }, content],
+    [{ t: 'files', z: 0, files: [[3, 'd/keep.txt', content.length, 0o644, Date.now(), wrong], [4, 'd/new.txt', content.length, 0o644, Date.now(), wrong]] }, Buffer.concat([content, content])],
+  ], [1, 2, 3, 4])
+  for (const id of [1, 2, 3, 4]) t.match(got.get(id), { t: 'nack', code: 'HASH_MISMATCH' })
+  const { readFileSync } = await import('node:fs')
   t.equal(readFileSync(join(dest, 'd/keep.txt'), 'utf8'), 'last good state', 'the old content stays')
-  t.same(readdirSync(join(dest, '.fsyncd/tmp')), [], 'the temp file is gone')
+  t.notOk(existsSync(join(dest, 'd/new.txt')))
+  t.same(tempFiles(dest), [], 'the temp files are gone')
   conn.close()
 })
 
@@ -139,8 +144,7 @@ t.test('a file never grows past its announced size', async (t) => {
   t.match(got.get(1), { t: 'nack', code: 'HASH_MISMATCH' }, 'data past the announced size is refused')
   t.equal(got.get(2)?.t, 'ack')
   t.match(got.get(3), { t: 'nack', code: 'HASH_MISMATCH' }, 'a copy past the announced size is refused before any byte is read')
-  const { readdirSync } = await import('node:fs')
-  t.same(readdirSync(join(dest, '.fsyncd/tmp')), [], 'no temp file left')
+  t.same(tempFiles(dest), [], 'no temp file left')
   conn.close()
 })
 

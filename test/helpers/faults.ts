@@ -11,7 +11,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
-import { clientHandshake, Connection, MAX_FRAME } from '@fsyncd/protocol'
+import { clientHandshake, Connection, isTempPath, MAX_FRAME, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
 import { Prng as TestkitPrng } from '@fsyncd/testkit'
 import { LoopbackProxy, type Proc, run, type PushResult } from './fsyncd.js'
 
@@ -57,13 +57,27 @@ export function allowedVersions (before: Map<string, string>, after: Map<string,
   return out
 }
 
-/** Temp files the server holds in DEST/.fsyncd/tmp (empty when the folder does not exist). */
+/**
+ * The server's temp files: those in DEST/.fsyncd/tmp (by name), and those beside their final names
+ * anywhere in DEST (by path).
+ */
 export function tempFiles (dest: string): string[] {
+  const out: string[] = []
   try {
-    return readdirSync(join(dest, '.fsyncd', 'tmp'))
-  } catch {
-    return []
+    out.push(...readdirSync(join(dest, '.fsyncd', 'tmp')))
+  } catch {}
+  const walk = (rel: string): void => {
+    for (const d of readdirSync(join(dest, rel), { withFileTypes: true })) {
+      const p = rel === '' ? d.name : `${rel}/${d.name}`
+      if (p === STATE_DIR) continue
+      if (isTempPath(p)) out.push(p)
+      else if (d.isDirectory()) walk(p)
+    }
   }
+  try {
+    walk('')
+  } catch {}
+  return out
 }
 
 /** Open descriptors of a process (Linux /proc), or undefined where that cannot be read. */
@@ -215,7 +229,8 @@ export interface ObserverReport {
 /**
  * Runs in a worker thread (plain JS, so it needs no loader): walks DEST again and again and reads
  * every regular file outside `.fsyncd` through one descriptor, hashing it, until told to stop.
- * A file that vanishes between listing and reading is skipped; every other file must hash to one
+ * The server's temp files (TEMP_NAME_PREFIX) are not at a final name: left alone. A file that
+ * vanishes between listing and reading is skipped; every other file must hash to one
  * of the versions allowed at its path (a path with no allowed version at all is a violation).
  */
 const OBSERVER_SOURCE = `
@@ -255,7 +270,7 @@ function walk (rel) {
   try { entries = fs.readdirSync(rel === '' ? root : root + '/' + rel, { withFileTypes: true }) } catch { return }
   for (const d of entries) {
     const p = rel === '' ? d.name : rel + '/' + d.name
-    if (p === '.fsyncd') continue
+    if (p === '.fsyncd' || d.name.toLowerCase().startsWith(${JSON.stringify(TEMP_NAME_PREFIX)})) continue
     if (d.isDirectory()) walk(p)
     else if (d.isFile()) check(p)
   }

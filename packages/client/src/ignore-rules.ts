@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import ignore, { type Ignore } from 'ignore'
-import { isWithin, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { isTempPath, isWithin, parentOf, STATE_DIR } from '@fsyncd/protocol'
 
 export const IGNORE_FILE = '.fsyncignore'
 
@@ -41,7 +41,7 @@ export class IgnoreRules {
 
   /** Whether a wire path is ignored (folders: pass `isDir`, as gitignore's `dir/` rules need it). */
   ignores (path: string, isDir: boolean): boolean {
-    if (path === STATE_DIR) return true
+    if (path === STATE_DIR || isTempPath(path)) return true // the server's, whatever the rules say
     if (this.#fastDefaults && DEFAULT_IGNORED.test(path)) return true
     const suffix = isDir ? '/' : ''
     if (this.#base?.ignores(path + suffix) === true) return true

@@ -62,3 +62,12 @@ t.test('no defaults', async (t) => {
   t.equal(rules.ignores('a.swp', false), false)
   t.equal(rules.ignores('.fsyncd', true), true, 'the state folder always is')
 })
+
+t.test('the server\'s temp names are never synced, whatever the rules say', async (t) => {
+  for (const rules of [new IgnoreRules(root), new IgnoreRules(root, ['!.fsyncd-tmp-*', '!*']), new IgnoreRules(root, [], false)]) {
+    t.equal(rules.ignores('.fsyncd-tmp-0a1b-2', false), true, 'at the root')
+    t.equal(rules.ignores('a/b/.FSYNCD-TMP-x', false), true, 'deeper, in any case')
+    t.equal(rules.ignores('a/.fsyncd-tmp-d', true), true, 'a folder so named')
+    t.equal(rules.ignores('a/x.fsyncd-tmp-d', false), false, 'the prefix elsewhere in a name is a name like any')
+  }
+})

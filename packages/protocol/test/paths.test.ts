@@ -1,6 +1,6 @@
 import { posix } from 'node:path'
 import t from 'tap'
-import { checkPath, ErrorCode, FsyncdError, isWithin, MAX_NAME_BYTES, MAX_PATH_BYTES, parentOf, pathProblem, STATE_DIR } from '../src/index.js'
+import { checkPath, ErrorCode, FsyncdError, isWithin, MAX_NAME_BYTES, MAX_PATH_BYTES, parentOf, pathProblem, STATE_DIR, TEMP_NAME_PREFIX } from '../src/index.js'
 import { Prng } from '@fsyncd/testkit'
 
 /**
@@ -47,6 +47,11 @@ const bad: Array<[string, string]> = [
   ['.fsyncd', STATE_DIR],
   ['.fsyncd/x', `${STATE_DIR}/x`],
   ['.fsyncd/tmp/a/b', `${STATE_DIR}/tmp/a/b`],
+  ['a server temp file', `${TEMP_NAME_PREFIX}0123abcd-1`],
+  ['a server temp file in a folder', `a/b/${TEMP_NAME_PREFIX}x`],
+  ['a folder named like a server temp file', `a/${TEMP_NAME_PREFIX}x/b`],
+  ['a server temp name in capitals', `${TEMP_NAME_PREFIX.toUpperCase()}X`],
+  ['the bare temp prefix', TEMP_NAME_PREFIX],
   ['256-byte name', n(MAX_NAME_BYTES + 1)],
   ['256-byte name deeper', `a/${n(MAX_NAME_BYTES + 1)}/b`],
   ['86 three-byte chars (258 bytes, 86 chars)', n(86, '€')],
@@ -69,6 +74,8 @@ const good: Array<[string, string]> = [
   ['.fsyncd below the root', `a/${STATE_DIR}`],
   ['.fsyncdx', `${STATE_DIR}x`],
   ['.fsyncd.bak/x', `${STATE_DIR}.bak/x`],
+  ['the temp prefix not at the start of a name', `a/x${TEMP_NAME_PREFIX}`],
+  ['the temp prefix cut short', TEMP_NAME_PREFIX.slice(0, -1)],
   ['unicode', 'café/日本語/🙂.txt'],
   ['combining marks', 'e\u0301'],
   ['a newline in a name', 'a\nb'],
@@ -128,14 +135,15 @@ function plainProblem (p: string): boolean {
   for (const name of p.split('/')) {
     if (name === '' || name === '.' || name === '..' || Buffer.byteLength(name) > MAX_NAME_BYTES) return true
   }
-  return posix.normalize(p) !== p || (p.split('/', 1)[0] as string).toLowerCase() === STATE_DIR
+  return posix.normalize(p) !== p || (p.split('/', 1)[0] as string).toLowerCase() === STATE_DIR ||
+    p.split('/').some((name) => name.toLowerCase().startsWith(TEMP_NAME_PREFIX))
 }
 
 t.test('pathProblem refuses exactly what the plain statement of the rules refuses', async (t) => {
   const r = new Prng(78)
   // Names near the byte limits in 1-, 2-, 3- and 4-byte characters, lone surrogates (3 bytes as
   // UTF-8), every separator and dot form, and the state folder in any case.
-  const alphabet = ['a', '.', '..', '/', '//', '\\', '\0', 'é', '€', '🙂', '\ud800', '\udc00', '\udbff\udfff', '.fsyncd', '.FSyncD', '.fsyncdx', 'ſ', 'K',
+  const alphabet = ['a', '.', '..', '/', '//', '\\', '\0', 'é', '€', '🙂', '\ud800', '\udc00', '\udbff\udfff', '.fsyncd', '.FSyncD', '.fsyncdx', TEMP_NAME_PREFIX, '.FSYNCD-TMP-', '.fsyncd-tmp', 'ſ', 'K',
     n(254), n(84, '€'), n(63, '🙂'), n(127, 'é'), n(200)]
   let refused = 0
   let wrong = 0

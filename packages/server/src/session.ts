@@ -184,7 +184,7 @@ export class Session {
       case 'file':
         this.#note(msg.id, { op: msg.have ? 'copy' : 'upload', path: msg.path, size: msg.size, wire: payload.length })
         if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, { ...msg, hash: msg.hash as Buffer })) // required with `have`
-        await this.#beginUpload(msg)
+        await this.#beginUploads([msg], msg.inline !== undefined)
         if (msg.inline === undefined) return
         await this.#onUpload(msg.id, async (u) => this.#write(u, msg.inline as Compression, payload))
         return await this.#endUpload(msg.id)
@@ -195,10 +195,7 @@ export class Session {
         const total = msg.files.reduce((n, f) => n + f[2], 0)
         const content = decode(msg.z, payload, total)
         if (content.length !== total) throw new FsyncdError(ErrorCode.MALFORMED, `files: ${content.length} bytes of content for ${total} announced`)
-        // Temp files are created side by side (creation can wait on the journal), then filled in
-        // order. All settle before a failure ends the session, so its cleanup sees every one.
-        const begun = await Promise.allSettled(msg.files.map(async ([id, path, size, mode, mtime, hash]) => await this.#beginUpload({ t: 'file', id, path, size, mode, mtime, hash, have: false })))
-        for (const b of begun) if (b.status === 'rejected') throw b.reason
+        await this.#beginUploads(msg.files.map(([id, path, size, mode, mtime, hash]) => ({ t: 'file', id, path, size, mode, mtime, hash, have: false })), true)
         let at = 0
         for (const [id, path, size] of msg.files) {
           this.#note(id, { op: 'upload', path, size, wire: Math.round(payload.length * size / Math.max(total, 1)) })
@@ -250,17 +247,30 @@ export class Session {
     await this.#conn.send({ t: 'entries', entries: batch, done: true })
   }
 
-  async #beginUpload (op: PutFile): Promise<void> {
-    if (this.#uploads.has(op.id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${op.id} is already open`)
-    if (this.#uploads.size >= MAX_OPEN_FILES) throw new FsyncdError(ErrorCode.UNEXPECTED, `more than ${MAX_OPEN_FILES} files open at once`)
-    const upload: Upload = { op, file: undefined, failed: false }
-    this.#uploads.set(op.id, upload)
-    try {
-      upload.file = await this.#store.beginFile(op.path, op)
-      if (op.resume !== undefined) this.#log.info({ path: op.path, from: op.resume, size: op.size }, 'resuming a partial upload')
-    } catch (err) {
-      upload.failed = true
-      await this.#nack(op.id, err)
+  /**
+   * Opens uploads: one streamed file, or files whose content is all in this message (a `files`
+   * batch, an inline `file`: `whole`), whose temp files the store creates beside their final names,
+   * side by side. A protocol violation throws before any file is created; a file the store
+   * refuses is nacked.
+   */
+  async #beginUploads (ops: PutFile[], whole: boolean): Promise<void> {
+    const uploads = ops.map((op): Upload => {
+      if (this.#uploads.has(op.id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${op.id} is already open`)
+      if (this.#uploads.size >= MAX_OPEN_FILES) throw new FsyncdError(ErrorCode.UNEXPECTED, `more than ${MAX_OPEN_FILES} files open at once`)
+      const upload: Upload = { op, file: undefined, failed: false }
+      this.#uploads.set(op.id, upload)
+      return upload
+    })
+    const begun = whole ? await this.#store.beginWholeFiles(ops) : await Promise.allSettled(ops.map(async (op) => await this.#store.beginFile(op.path, op)))
+    for (const [i, u] of uploads.entries()) {
+      const b = begun[i] as PromiseSettledResult<IncomingFile>
+      if (b.status === 'rejected') {
+        u.failed = true
+        await this.#nack(u.op.id, b.reason)
+        continue
+      }
+      u.file = b.value
+      if (u.op.resume !== undefined) this.#log.info({ path: u.op.path, from: u.op.resume, size: u.op.size }, 'resuming a partial upload')
     }
   }
 

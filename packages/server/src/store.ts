@@ -1,18 +1,19 @@
 /**
  * The destination on disk. Every change is atomic and durable before it is acknowledged:
- * a file is written to a temp file in DEST/.fsyncd/tmp (same filesystem), its SHA-256 checked
- * against what the client announced, fsynced, renamed into place; `flush()` then fsyncs every
+ * a file is written to a temp file (beside its final name when it arrives whole in one message,
+ * else in DEST/.fsyncd/tmp), its SHA-256 checked against what the client announced, fsynced,
+ * renamed into place; `flush()` then fsyncs every
  * folder whose entries changed (one fsync per folder per batch: group commit) and only after
  * that may the session acknowledge. No reader ever sees a half-written file at its final name.
  *
  * Paths arrive canonical (validated by the protocol); the store additionally refuses to go
  * through a symlinked folder, so a client cannot write outside DEST by planting a link.
  */
-import { lstatSync, renameSync, type Stats } from 'node:fs'
+import { lstatSync, renameSync, rmSync, type Stats } from 'node:fs'
 import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { type Entry, ErrorCode, FsyncdError, type Manifest, parentOf, STATE_DIR } from '@fsyncd/protocol'
+import { type Entry, ErrorCode, FsyncdError, isTempPath, type Manifest, parentOf, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
 import { IncomingFile } from './incoming-file.js'
@@ -20,6 +21,9 @@ import { BlockSums } from './block-sums.js'
 import { partialName, Partials } from './partials.js'
 
 export interface FileMeta { hash: Buffer, size: number, mode: number, mtime: number }
+
+/** The names #tempFor gives temp files beside their final names: what a start sweeps. */
+const TEMP_NAME = new RegExp(`^${TEMP_NAME_PREFIX.replaceAll('.', '\\.')}[0-9a-f]{16}-[0-9a-z]+$`)
 
 interface QueuedFile { file: IncomingFile, path: string, meta: FileMeta, resolve: () => void, reject: (err: unknown) => void }
 
@@ -31,7 +35,7 @@ export class Store {
   readonly root: string
   readonly tree: LocalTree
   readonly #tmpDir: string
-  /** Temp file names (see tempPath): random per store, then counted. */
+  /** Temp file names (see #tempFor): random per store, then counted. */
   readonly #tmpPrefix = randomBytes(8).toString('hex')
   #tmpCount = 0
   readonly #indexFile: string
@@ -46,12 +50,20 @@ export class Store {
   #queued: QueuedFile[] = []
   /** The tail of the chain of exclusive changes (see #exclusive). */
   #lock: Promise<void> = Promise.resolve()
+  /** While `open` scans: the temp files a crash left beside their final names. */
+  #leftovers: string[] | undefined
+  /** Finds a path holding some content, for the copies of the delta path (see IncomingFile). */
+  readonly #resolve = async (hash: Buffer): Promise<string | undefined> => await this.#exclusive(async () => {
+    await this.#installQueued()
+    const p = await this.#pathOfContent(hash)
+    return p === undefined ? undefined : this.abs(p)
+  })
 
   private constructor (root: string, opts: StoreOptions) {
     this.root = root
     this.#tmpDir = join(root, STATE_DIR, 'tmp')
     this.#indexFile = join(root, STATE_DIR, 'index')
-    this.tree = new LocalTree(root, { ignore: (p) => p === STATE_DIR, ...(opts.onSkip ? { onSkip: opts.onSkip } : {}) })
+    this.tree = new LocalTree(root, { ignore: (p, isDir) => this.#ignores(p, isDir), ...(opts.onSkip ? { onSkip: opts.onSkip } : {}) })
   }
 
   /**
@@ -66,12 +78,11 @@ export class Store {
     await rm(store.#tmpDir, { recursive: true, force: true })
     await mkdir(store.#tmpDir, { recursive: true })
     await store.tree.load(store.#indexFile)
+    store.#leftovers = []
     await store.tree.scan('')
-    store.#sums = new BlockSums(join(root, STATE_DIR, 'sums'), async (hash) => await store.#exclusive(async () => {
-      await store.#installQueued()
-      const p = await store.#pathOfContent(hash)
-      return p === undefined ? undefined : store.abs(p)
-    }))
+    for (const p of store.#leftovers) rmSync(store.abs(p), { force: true })
+    store.#leftovers = undefined
+    store.#sums = new BlockSums(join(root, STATE_DIR, 'sums'), store.#resolve)
     store.#sums.prune((hash) => store.manifest.hasContent(hash))
     await store.saveIndex()
     return store
@@ -85,9 +96,27 @@ export class Store {
     return this.tree.abs(path)
   }
 
-  /** A new temp file's path (a counter: random bytes cost ~4 µs a file, a getpid included). */
-  tempPath (): string {
-    return `${this.#tmpDir}/${this.#tmpPrefix}-${(this.#tmpCount++).toString(36)}`
+  /** The state folder, and the server's temp files beside their final names (a start's scan sweeps those). */
+  #ignores (path: string, isDir: boolean): boolean {
+    if (path === STATE_DIR) return true
+    if (!isTempPath(path)) return false
+    // Only what #tempFor names, and only files: anything else so named is not ours to delete.
+    if (!isDir && TEMP_NAME.test(path.slice(path.lastIndexOf('/') + 1))) this.#leftovers?.push(path)
+    return true
+  }
+
+  /**
+   * A new temp file's path (a counter: random bytes cost ~4 µs a file, a getpid included), beside
+   * `path` when its folder is known to be a real one (call with the store to itself, after
+   * #checkParents: see #exclusive), else in DEST/.fsyncd/tmp. Thousands of files created in one
+   * folder wait on each other (one directory lock, one inode group: creating 3,000 took 0.9 s
+   * there against 0.5 s spread over their own folders, on this machine's ext4).
+   */
+  #tempFor (path?: string): string {
+    const name = `${this.#tmpPrefix}-${(this.#tmpCount++).toString(36)}`
+    const parent = path === undefined ? undefined : parentOf(path)
+    if (parent === undefined || !this.#safeDirs.has(parent)) return `${this.#tmpDir}/${name}`
+    return parent === '' ? `${this.root}/${TEMP_NAME_PREFIX}${name}` : `${this.abs(parent)}/${TEMP_NAME_PREFIX}${name}`
   }
 
   // ---- operations ------------------------------------------------------------------------------
@@ -115,7 +144,7 @@ export class Store {
       await this.#installQueued()
       await this.#prepareParent(path)
       // Built aside and renamed over, so the old entry is replaced atomically.
-      const tmp = this.tempPath()
+      const tmp = this.#tempFor(path)
       await symlink(target, tmp)
       await lutimes(tmp, new Date(mtime), new Date(mtime))
       await this.#replaceWith(tmp, path)
@@ -176,25 +205,45 @@ export class Store {
   async beginFile (path: string, op: { hash?: Buffer, size: number, resume?: number, prefix?: Buffer }): Promise<IncomingFile> {
     // Under the lock like every check: its findings are cached for the operations that act.
     await this.#exclusive(async () => await this.#checkParents(path))
-    const resolve = async (hash: Buffer): Promise<string | undefined> => await this.#exclusive(async () => {
-      await this.#installQueued()
-      const p = await this.#pathOfContent(hash)
-      return p === undefined ? undefined : this.abs(p)
-    })
     // Named after the content it becomes, so a crash leaves a partial upload Partials can file;
     // content not named yet (its hash comes at `end`) is just a temp file.
-    if (op.hash === undefined) return await IncomingFile.create(this.tempPath(), resolve, op.size)
+    if (op.hash === undefined) return await IncomingFile.create(this.#tempFor(), this.#resolve, op.size)
     const tmp = join(this.#tmpDir, `${partialName(op.hash, op.size)}.${randomBytes(8).toString('hex')}`)
-    if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, resolve, op.size)
+    if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, this.#resolve, op.size)
     const partial = this.partials.take(op.hash, op.size)
     if (partial === undefined) throw new FsyncdError(ErrorCode.MISSING, 'no partial upload of this content to resume')
     try {
-      return await IncomingFile.resume(partial, tmp, op.resume, op.prefix, resolve, op.size)
+      return await IncomingFile.resume(partial, tmp, op.resume, op.prefix, this.#resolve, op.size)
     } catch (err) {
       // Whatever went wrong with the partial, the client's answer is the same: send it all.
       if (err instanceof FsyncdError) throw err
       throw new FsyncdError(ErrorCode.MISSING, `the partial upload cannot be resumed: ${(err as Error).message}`)
     }
+  }
+
+  /**
+   * Starts receiving files that arrive whole in one message (a `files` batch, an inline `file`),
+   * each in a temp file beside its final name. Folders are checked and files created under one
+   * hold of the lock, the creates side by side (one can wait on the disk): no other session can
+   * swap a checked folder for a symlink before a create goes through it. One result per file.
+   */
+  async beginWholeFiles (files: ReadonlyArray<{ path: string, size: number }>): Promise<Array<PromiseSettledResult<IncomingFile>>> {
+    return await this.#exclusive(async () => {
+      const temps: Array<string | Error> = []
+      for (const { path } of files) {
+        try {
+          await this.#checkParents(path)
+          temps.push(this.#tempFor(path))
+        } catch (err) {
+          temps.push(err as Error)
+        }
+      }
+      return await Promise.allSettled(files.map(async ({ size }, i) => {
+        const tmp = temps[i] as string | Error
+        if (tmp instanceof Error) throw tmp
+        return await IncomingFile.create(tmp, this.#resolve, size)
+      }))
+    })
   }
 
   /** The block sums of the content held here (the server's persistent block index). */
@@ -214,7 +263,7 @@ export class Store {
       await this.#checkParents(path)
       const source = await this.#pathOfContent(meta.hash)
       if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
-      const file = await IncomingFile.create(this.tempPath(), async () => this.abs(source), meta.size)
+      const file = await IncomingFile.create(this.#tempFor(path), async () => this.abs(source), meta.size)
       try {
         // Through the same verified path as an upload: the source may have changed on disk.
         await file.copy(meta.hash, 0, meta.size)

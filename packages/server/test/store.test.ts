@@ -1,0 +1,32 @@
+/**
+ * Store: temp files beside their final names. A start sweeps exactly the ones a crash left
+ * (its own name format, files only), and never indexes anything so named.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { TEMP_NAME_PREFIX } from '@fsyncd/protocol'
+import { Store } from '../src/index.js'
+
+t.test('a start sweeps the temp files a crash left beside their final names, and only those', async (t) => {
+  const dest = mkdtempSync(join(tmpdir(), 'fsyncd-store-'))
+  t.teardown(() => rmSync(dest, { recursive: true, force: true }))
+  const put = (p: string, data = 'x'): void => {
+    mkdirSync(join(dest, p, '..'), { recursive: true })
+    writeFileSync(join(dest, p), data)
+  }
+  put('a/keep.txt')
+  put(`${TEMP_NAME_PREFIX}0123456789abcdef-0`) // ours, at the root
+  put(`a/${TEMP_NAME_PREFIX}0123456789abcdef-1z`) // ours, in a folder
+  put(`a/${TEMP_NAME_PREFIX}notours`) // reserved, not in our format
+  put(`b/${TEMP_NAME_PREFIX}0123456789abcdef-2/inside.txt`) // a folder so named
+
+  const store = await Store.open(dest)
+  t.teardown(() => store.close())
+  t.notOk(existsSync(join(dest, `${TEMP_NAME_PREFIX}0123456789abcdef-0`)), 'the root\'s temp file is swept')
+  t.notOk(existsSync(join(dest, `a/${TEMP_NAME_PREFIX}0123456789abcdef-1z`)), 'a folder\'s temp file is swept')
+  t.ok(existsSync(join(dest, `a/${TEMP_NAME_PREFIX}notours`)), 'a reserved name in another format is left alone')
+  t.ok(existsSync(join(dest, `b/${TEMP_NAME_PREFIX}0123456789abcdef-2/inside.txt`)), 'a folder so named is left alone, with its content')
+  t.same([...store.manifest.entries()].map(([p]) => p).sort(), ['a', 'a/keep.txt', 'b'], 'nothing so named is in the index')
+})
