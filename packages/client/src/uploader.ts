@@ -142,6 +142,8 @@ export class Uploader {
   /** Small files worth compressing, and the others (by `looksCompressible`): two frames, one codec each. */
   readonly #text = new Batch()
   readonly #raw = new Batch()
+  /** The text batches, one after the other, compress like one file: the codec chosen once per 16 MiB, not per batch. */
+  readonly #textLiterals = new LiteralEncoder()
   /** Sends queued in order, each after its payload is compressed (see #enqueue); oldest first. */
   #queued: Array<Promise<void>> = []
   #chain: Promise<void> = Promise.resolve()
@@ -314,7 +316,7 @@ export class Uploader {
     const items = batch.take()
     if (items.length === 0) return
     const data = Buffer.concat(items.map((b) => b.data))
-    const encoded = batch === this.#text ? encodeOnce(data) : Promise.resolve<Encoded>({ z: 0, payload: data })
+    const encoded = batch === this.#text ? this.#textLiterals.encode(data) : Promise.resolve<Encoded>({ z: 0, payload: data })
     await this.#enqueue(encoded, async ({ z, payload }) => {
       const share = payload.length / items.length
       for (const b of items) {
