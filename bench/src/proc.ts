@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 export const BENCH_DIST = dirname(fileURLToPath(import.meta.url))
 export const REPO = join(BENCH_DIST, '..', '..')
-let fsyncdBin = join(REPO, 'packages', 'cli', 'dist', 'bundle', 'fsyncd.mjs')
+let fsyncdBin = join(REPO, 'packages', 'cli', 'bin', 'fsyncd.js')
 
 /** The CLI the bench runs: the repository's build, or the frozen copy set by useFsyncdBin. */
 export function fsyncdBinPath (): string { return fsyncdBin }

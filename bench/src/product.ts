@@ -1,7 +1,7 @@
 /**
  * A frozen copy of the built product for the run. Others rebuild packages/*\/dist while a long
  * bench runs; a client and server from different builds would measure nothing meaningful. So the
- * bench copies every package's package.json and dist/ into its work folder, links @fsyncd/* to
+ * bench copies every package's package.json, dist/ and bin/ into its work folder, links @fsyncd/* to
  * the copies and every other dependency to the repository's node_modules, and runs that CLI.
  */
 import { execFileSync } from 'node:child_process'
@@ -28,6 +28,7 @@ export async function freezeProduct (work: string): Promise<Product> {
     await mkdir(to, { recursive: true })
     await cp(join(from, 'package.json'), join(to, 'package.json'))
     await cp(join(from, 'dist'), join(to, 'dist'), { recursive: true })
+    if (existsSync(join(from, 'bin'))) await cp(join(from, 'bin'), join(to, 'bin'), { recursive: true })
     const name = (JSON.parse(await readFile(join(from, 'package.json'), 'utf8')) as { name: string }).name
     await symlink(to, join(modules, ...name.split('/')))
   }
@@ -35,7 +36,8 @@ export async function freezeProduct (work: string): Promise<Product> {
     if (entry === '@fsyncd' || entry.startsWith('.')) continue
     await symlink(join(REPO, 'node_modules', entry), join(modules, entry))
   }
-  const bin = join(root, 'packages', 'cli', 'dist', 'bundle', 'fsyncd.mjs')
+  // What users run: the launcher (it sizes the thread pool), which loads the bundle.
+  const bin = join(root, 'packages', 'cli', 'bin', 'fsyncd.js')
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npm run build)`)
   return { bin, root, commit: git(['rev-parse', '--short', 'HEAD']), dirty: git(['status', '--porcelain', '--', 'packages', 'protocol']).split('\n').filter((l) => l !== '') }
 }

@@ -1,10 +1,12 @@
 /**
- * The CLI's own behaviour: the server's history and `fsyncd log`, -q, --version, exit code 6.
+ * The CLI's own behaviour: the server's history and `fsyncd log`, -q, --version, exit code 6, the launcher.
  */
 import t from 'tap'
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { pushOnce, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+import { BIN, pushOnce, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
 
 t.test('the server keeps a history; fsyncd log prints it', async (t) => {
   const src = tempDir()
@@ -49,4 +51,18 @@ t.test('-q prints nothing on success; --version; a taken port exits 6', async (t
   const taken = run(['serve', tempDir(), '--port', String(server.port)])
   t.equal(await taken.exited, 6, 'the port is in use: local I/O')
   t.match(taken.stderr(), /EADDRINUSE/)
+})
+
+t.test('the launcher gives libuv 16 threads unless the environment sets the number', async (t) => {
+  if (process.platform !== 'linux') return t.skip('counts threads in /proc')
+  // Without NODE_OPTIONS, which tap puts back into every child it sees spawned: its loader hooks
+  // (coverage) would start the pool before the launcher runs.
+  const serve = async (extra: string[]): Promise<number> => {
+    const p = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'FSYNCD_TOKEN', ...extra, process.execPath, BIN, 'serve', tempDir(), '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => p.kill())
+    // Listening: the destination is open, which started the pool; the rest of the threads are alike.
+    await once(p.stdout, 'data')
+    return readdirSync(`/proc/${String(p.pid)}/task`).length
+  }
+  t.equal(await serve([]) - await serve(['UV_THREADPOOL_SIZE=4']), 12, 'the same process with 16 pool threads, not 4')
 })
