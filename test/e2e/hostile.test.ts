@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { clientHandshake, Connection, encodeFramePrefix, MAX_FRAME, type Message } from '@fsyncd/protocol'
@@ -105,6 +105,7 @@ t.test('a wrong hash never reaches its final name', async (t) => {
   const dest = tempDir()
   mkdirSync(join(dest, 'd'))
   writeFileSync(join(dest, 'd/keep.txt'), 'last good state')
+  utimesSync(join(dest, 'd'), 1e9, 1e9)
   const server = await startServer(dest)
   t.teardown(() => server.stop())
   const conn = await session(server.port)
@@ -123,6 +124,7 @@ t.test('a wrong hash never reaches its final name', async (t) => {
   t.equal(readFileSync(join(dest, 'd/keep.txt'), 'utf8'), 'last good state', 'the old content stays')
   t.notOk(existsSync(join(dest, 'd/new.txt')))
   t.same(tempFiles(dest), [], 'the temp files are gone')
+  t.equal(statSync(join(dest, 'd')).mtimeMs, 1e12, 'the folder\'s mtime is back (the temp files beside keep.txt moved it)')
   conn.close()
 })
 
@@ -187,5 +189,32 @@ t.test('a file announced without its hash is checked against the hash its end gi
     for (const [m, p] of msgs) await c.send(m, p)
     await t.rejects(c.expect('ack'), { code: 'MALFORMED' }, label)
     c.destroy()
+  }
+})
+
+t.test('another session moves a folder while a batch lands in it: the batch lands whole, on one side, and leaves no temp file', async (t) => {
+  // A batch's temp files are beside their final names: a move of their folder between their
+  // creation and their queuing carried them away (the batch was refused, 200 temp files stayed).
+  for (let round = 0; round < 3; round++) {
+    const dest = tempDir()
+    mkdirSync(join(dest, 'd'))
+    const server = await startServer(dest)
+    t.teardown(() => server.stop())
+    const a = await session(server.port)
+    const b = await session(server.port)
+    const content = Buffer.from(`round ${round}`)
+    const hash = createHash('sha256').update(content).digest()
+    const ids = Array.from({ length: 200 }, (_, i) => i + 1)
+    const landing = answers(a, [[{ t: 'files', z: 0, files: ids.map((id) => [id, `d/f${id}`, content.length, 0o644, Date.now(), hash]) }, Buffer.concat(ids.map(() => content))]], ids)
+    await new Promise((resolve) => setTimeout(resolve, round))
+    const moved = await answers(b, [[{ t: 'move', id: 1, from: 'd', to: 'e' }]], [1])
+    const got = await landing
+    t.equal(moved.get(1)?.t, 'ack', `round ${round}: the move`)
+    t.equal(ids.filter((id) => got.get(id)?.t === 'ack').length, 200, `round ${round}: every file of the batch`)
+    const side = existsSync(join(dest, 'e/f1')) ? 'e' : 'd'
+    t.equal(ids.filter((id) => existsSync(join(dest, `${side}/f${id}`))).length, 200, `round ${round}: all 200 in ${side}/, none elsewhere`)
+    t.same(tempFiles(dest), [], `round ${round}: no temp file left`)
+    a.close()
+    b.close()
   }
 })

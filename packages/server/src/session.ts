@@ -12,7 +12,7 @@ import {
 } from '@fsyncd/protocol'
 import type { History, HistoryRecord } from './history.js'
 import type { IncomingFile } from './incoming-file.js'
-import type { Store } from './store.js'
+import type { FileMeta, Store } from './store.js'
 
 /** Group commit bounds: flush at least this often even when the client keeps the pipe full. */
 const FLUSH_EVERY_OPS = 256
@@ -184,7 +184,12 @@ export class Session {
       case 'file':
         this.#note(msg.id, { op: msg.have ? 'copy' : 'upload', path: msg.path, size: msg.size, wire: payload.length })
         if (msg.have) return await this.#apply(msg.id, () => store.fileFromContent(msg.path, { ...msg, hash: msg.hash as Buffer })) // required with `have`
-        await this.#beginUploads([msg], msg.inline !== undefined)
+        if (msg.inline !== undefined && msg.resume === undefined) {
+          if (msg.hash === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `inline file ${msg.id} without its hash`)
+          const { id, path, size, mode, mtime, hash } = msg
+          return await this.#receiveWhole([{ id, path, meta: { hash, size, mode, mtime }, data: decode(msg.inline, payload, MAX_INFLATED) }])
+        }
+        await this.#beginUpload(msg)
         if (msg.inline === undefined) return
         await this.#onUpload(msg.id, async (u) => this.#write(u, msg.inline as Compression, payload))
         return await this.#endUpload(msg.id)
@@ -195,15 +200,11 @@ export class Session {
         const total = msg.files.reduce((n, f) => n + f[2], 0)
         const content = decode(msg.z, payload, total)
         if (content.length !== total) throw new FsyncdError(ErrorCode.MALFORMED, `files: ${content.length} bytes of content for ${total} announced`)
-        await this.#beginUploads(msg.files.map(([id, path, size, mode, mtime, hash]) => ({ t: 'file', id, path, size, mode, mtime, hash, have: false })), true)
         let at = 0
-        for (const [id, path, size] of msg.files) {
+        return await this.#receiveWhole(msg.files.map(([id, path, size, mode, mtime, hash]) => {
           this.#note(id, { op: 'upload', path, size, wire: Math.round(payload.length * size / Math.max(total, 1)) })
-          const data = content.subarray(at, at += size)
-          await this.#onUpload(id, async (u) => { this.#bytesSinceFlush += size; u.write(data) })
-          await this.#endUpload(id)
-        }
-        return
+          return { id, path, meta: { hash, size, mode, mtime }, data: content.subarray(at, at += size) }
+        }))
       }
       case 'copy': return await this.#onUpload(msg.id, async (u) => {
         for (const [offset, length] of msg.ranges) {
@@ -247,30 +248,36 @@ export class Session {
     await this.#conn.send({ t: 'entries', entries: batch, done: true })
   }
 
+  async #beginUpload (op: PutFile): Promise<void> {
+    if (this.#uploads.has(op.id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${op.id} is already open`)
+    if (this.#uploads.size >= MAX_OPEN_FILES) throw new FsyncdError(ErrorCode.UNEXPECTED, `more than ${MAX_OPEN_FILES} files open at once`)
+    const upload: Upload = { op, file: undefined, failed: false }
+    this.#uploads.set(op.id, upload)
+    try {
+      upload.file = await this.#store.beginFile(op.path, op)
+      if (op.resume !== undefined) this.#log.info({ path: op.path, from: op.resume, size: op.size }, 'resuming a partial upload')
+    } catch (err) {
+      upload.failed = true
+      await this.#nack(op.id, err)
+    }
+  }
+
   /**
-   * Opens uploads: one streamed file, or files whose content is all in this message (a `files`
-   * batch, an inline `file`: `whole`), whose temp files the store creates beside their final names,
-   * side by side. A protocol violation throws before any file is created; a file the store
-   * refuses is nacked.
+   * Files whose content is all in this message (a `files` batch, an inline `file`): written,
+   * checked and queued by the store in one go (see Store.receiveWholeFiles), answered at the
+   * next flush like any upload.
    */
-  async #beginUploads (ops: PutFile[], whole: boolean): Promise<void> {
-    const uploads = ops.map((op): Upload => {
-      if (this.#uploads.has(op.id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${op.id} is already open`)
-      if (this.#uploads.size >= MAX_OPEN_FILES) throw new FsyncdError(ErrorCode.UNEXPECTED, `more than ${MAX_OPEN_FILES} files open at once`)
-      const upload: Upload = { op, file: undefined, failed: false }
-      this.#uploads.set(op.id, upload)
-      return upload
-    })
-    const begun = whole ? await this.#store.beginWholeFiles(ops) : await Promise.allSettled(ops.map(async (op) => await this.#store.beginFile(op.path, op)))
-    for (const [i, u] of uploads.entries()) {
-      const b = begun[i] as PromiseSettledResult<IncomingFile>
-      if (b.status === 'rejected') {
-        u.failed = true
-        await this.#nack(u.op.id, b.reason)
-        continue
-      }
-      u.file = b.value
-      if (u.op.resume !== undefined) this.#log.info({ path: u.op.path, from: u.op.resume, size: u.op.size }, 'resuming a partial upload')
+  async #receiveWhole (files: Array<{ id: number, path: string, meta: FileMeta, data: Buffer }>): Promise<void> {
+    const ids = new Set<number>()
+    for (const { id } of files) {
+      if (this.#uploads.has(id) || ids.has(id)) throw new FsyncdError(ErrorCode.UNEXPECTED, `file id ${id} is already open`)
+      ids.add(id)
+    }
+    const done = await this.#store.receiveWholeFiles(files)
+    for (const [i, { id, data }] of files.entries()) {
+      this.stats.ops++
+      this.#bytesSinceFlush += data.length
+      this.#installing.push({ id, done: done[i] as Promise<void> })
     }
   }
 

@@ -9,7 +9,7 @@
  * Paths arrive canonical (validated by the protocol); the store additionally refuses to go
  * through a symlinked folder, so a client cannot write outside DEST by planting a link.
  */
-import { lstatSync, renameSync, rmSync, type Stats } from 'node:fs'
+import { lstatSync, renameSync, rmSync, type Stats, utimesSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -80,7 +80,12 @@ export class Store {
     await store.tree.load(store.#indexFile)
     store.#leftovers = []
     await store.tree.scan('')
-    for (const p of store.#leftovers) rmSync(store.abs(p), { force: true })
+    for (const p of store.#leftovers) {
+      rmSync(store.abs(p), { force: true })
+      // The folder's mtime as the scan found it, which its removal moved.
+      const dir = store.manifest.get(parentOf(p))
+      if (dir?.kind === 'dir') utimesSync(store.abs(parentOf(p)), new Date(dir.mtime), new Date(dir.mtime))
+    }
     store.#leftovers = undefined
     store.#sums = new BlockSums(join(root, STATE_DIR, 'sums'), store.#resolve)
     store.#sums.prune((hash) => store.manifest.hasContent(hash))
@@ -119,6 +124,12 @@ export class Store {
     return parent === '' ? `${this.root}/${TEMP_NAME_PREFIX}${name}` : `${this.abs(parent)}/${TEMP_NAME_PREFIX}${name}`
   }
 
+  /** Drops the temp file of `path`; beside it, its creation and removal moved the folder's mtime: restored at flush. */
+  #discard (file: IncomingFile, path: string): void {
+    file.discard()
+    if (!file.tmpPath.startsWith(`${this.#tmpDir}/`)) this.#dirty.add(parentOf(path))
+  }
+
   // ---- operations ------------------------------------------------------------------------------
 
   async mkdir (path: string, mode: number, mtime: number): Promise<void> {
@@ -146,8 +157,14 @@ export class Store {
       // Built aside and renamed over, so the old entry is replaced atomically.
       const tmp = this.#tempFor(path)
       await symlink(target, tmp)
-      await lutimes(tmp, new Date(mtime), new Date(mtime))
-      await this.#replaceWith(tmp, path)
+      try {
+        await lutimes(tmp, new Date(mtime), new Date(mtime))
+        await this.#replaceWith(tmp, path)
+      } catch (err) {
+        rmSync(tmp, { force: true })
+        this.#dirty.add(parentOf(path))
+        throw err
+      }
       this.tree.record(path, { kind: 'link', mtime, target })
     })
   }
@@ -222,12 +239,14 @@ export class Store {
   }
 
   /**
-   * Starts receiving files that arrive whole in one message (a `files` batch, an inline `file`),
-   * each in a temp file beside its final name. Folders are checked and files created under one
-   * hold of the lock, the creates side by side (one can wait on the disk): no other session can
-   * swap a checked folder for a symlink before a create goes through it. One result per file.
+   * Receives files that arrive whole in one message (a `files` batch, an inline `file`): each
+   * is written to a temp file beside its final name, checked and queued for installation (see
+   * commitFile), all in one hold of the lock, the creates side by side (one can wait on the
+   * disk). So no other session can swap a checked folder for a symlink before a create goes
+   * through it, nor move or delete a folder while a temp file in it is not queued yet (an
+   * operation installs what is queued before it acts). One promise per file, as commitFile's.
    */
-  async beginWholeFiles (files: ReadonlyArray<{ path: string, size: number }>): Promise<Array<PromiseSettledResult<IncomingFile>>> {
+  async receiveWholeFiles (files: ReadonlyArray<{ path: string, meta: FileMeta, data: Uint8Array }>): Promise<Array<Promise<void>>> {
     return await this.#exclusive(async () => {
       const temps: Array<string | Error> = []
       for (const { path } of files) {
@@ -238,11 +257,28 @@ export class Store {
           temps.push(err as Error)
         }
       }
-      return await Promise.allSettled(files.map(async ({ size }, i) => {
+      const created = await Promise.allSettled(files.map(async ({ meta }, i) => {
         const tmp = temps[i] as string | Error
         if (tmp instanceof Error) throw tmp
-        return await IncomingFile.create(tmp, this.#resolve, size)
+        return await IncomingFile.create(tmp, this.#resolve, meta.size)
       }))
+      return files.map(({ path, meta, data }, i) => {
+        const c = created[i] as PromiseSettledResult<IncomingFile>
+        let done: Promise<void>
+        if (c.status === 'rejected') {
+          done = Promise.reject(c.reason)
+        } else {
+          try {
+            c.value.write(data)
+            done = this.commitFile(c.value, path, meta) // queued before it returns
+          } catch (err) {
+            this.#discard(c.value, path)
+            done = Promise.reject(err)
+          }
+        }
+        done.catch(() => {}) // the caller's to answer
+        return done
+      })
     })
   }
 
@@ -270,7 +306,7 @@ export class Store {
         if (!file.digest().equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
         await this.#install(file, path, await file.seal(meta.mode, meta.mtime), meta.hash)
       } catch (err) {
-        file.discard()
+        this.#discard(file, path)
         throw err
       }
     })
@@ -287,7 +323,7 @@ export class Store {
   async commitFile (file: IncomingFile, path: string, meta: FileMeta): Promise<void> {
     const got = file.digest()
     if (!got.equals(meta.hash) || file.size !== meta.size) {
-      file.discard()
+      this.#discard(file, path)
       throw new FsyncdError(ErrorCode.HASH_MISMATCH, `${path}: rebuilt ${file.size} bytes hash to ${got.toString('hex').slice(0, 16)}…, expected ${meta.size} bytes ${meta.hash.toString('hex').slice(0, 16)}…`)
     }
     return await new Promise<void>((resolve, reject) => {
@@ -328,7 +364,7 @@ export class Store {
           crashPoint('after-rename')
           q.resolve()
         } catch (err) {
-          q.file.discard()
+          this.#discard(q.file, q.path)
           q.reject(err)
         }
       }

@@ -2,7 +2,7 @@
  * Store: temp files beside their final names. A start sweeps exactly the ones a crash left
  * (its own name format, files only), and never indexes anything so named.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -21,6 +21,7 @@ t.test('a start sweeps the temp files a crash left beside their final names, and
   put(`a/${TEMP_NAME_PREFIX}0123456789abcdef-1z`) // ours, in a folder
   put(`a/${TEMP_NAME_PREFIX}notours`) // reserved, not in our format
   put(`b/${TEMP_NAME_PREFIX}0123456789abcdef-2/inside.txt`) // a folder so named
+  utimesSync(join(dest, 'a'), 1e9, 1e9)
 
   const store = await Store.open(dest)
   t.teardown(() => store.close())
@@ -28,5 +29,6 @@ t.test('a start sweeps the temp files a crash left beside their final names, and
   t.notOk(existsSync(join(dest, `a/${TEMP_NAME_PREFIX}0123456789abcdef-1z`)), 'a folder\'s temp file is swept')
   t.ok(existsSync(join(dest, `a/${TEMP_NAME_PREFIX}notours`)), 'a reserved name in another format is left alone')
   t.ok(existsSync(join(dest, `b/${TEMP_NAME_PREFIX}0123456789abcdef-2/inside.txt`)), 'a folder so named is left alone, with its content')
+  t.equal(statSync(join(dest, 'a')).mtimeMs, 1e12, 'the folder\'s mtime, which the sweep moved, is put back')
   t.same([...store.manifest.entries()].map(([p]) => p).sort(), ['a', 'a/keep.txt', 'b'], 'nothing so named is in the index')
 })
