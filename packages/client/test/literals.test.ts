@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import t from 'tap'
+import { Prng } from '@fsyncd/testkit'
 import { encodeOnce, LiteralEncoder, looksCompressible } from '../src/literals.js'
 
 const decode = (z: number, payload: Uint8Array): Buffer =>
@@ -24,7 +25,12 @@ function text (bytes: number, seed = 1): Buffer {
 t.test('looksCompressible tells text from random bytes by their first bytes', async (t) => {
   t.ok(looksCompressible(text(6000)), 'text')
   t.notOk(looksCompressible(randomBytes(6000)), 'random, 6 KB')
-  t.notOk(looksCompressible(randomBytes(500)), 'random, 500 B (the estimate is biased low there)')
+  // 500 random bytes measure 7.6 bits a byte on average, near the 7.5 cut: most, not all, go raw
+  // (989 of 1,000 of these seeded ones; a single unseeded draw failed CI once).
+  const r = new Prng(500)
+  let raw = 0
+  for (let i = 0; i < 1000; i++) if (!looksCompressible(r.bytes(500))) raw++
+  t.ok(raw >= 950, `random, 500 B: ${raw} of 1,000 judged not worth compressing`)
   t.ok(looksCompressible(text(100)), 'too small to judge: goes with the compressible files (their batch shares a compressor)')
   t.ok(looksCompressible(randomBytes(100)), 'whatever it holds')
   t.ok(looksCompressible(Buffer.alloc(5000, 7)), 'one repeated byte')
