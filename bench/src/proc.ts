@@ -1,7 +1,7 @@
 /**
  * Child processes with their output collected and their peak RSS measured.
  *
- * Peak RSS method: Node children get `--import rss-probe.js`, which writes VmHWM from
+ * Peak RSS method: Node children get `--require rss-probe.cjs`, which writes VmHWM from
  * /proc/self/status when the process exits (exact peak). Every child is also polled every 20 ms
  * (VmHWM is a high-water mark, so polling only misses growth in the last 20 ms); the probe's
  * figure is used when present, else the last poll. A long-lived server is measured per sync
@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 
 export const BENCH_DIST = dirname(fileURLToPath(import.meta.url))
 export const REPO = join(BENCH_DIST, '..', '..')
@@ -26,7 +26,7 @@ export function tail (text: string, chars = 600): string {
   const flat = text.trim().split('\n').slice(-3).join(' | ')
   return flat.length > chars ? `…${flat.slice(-chars)}` : flat
 }
-const PROBE = pathToFileURL(join(BENCH_DIST, 'rss-probe.js')).href
+const PROBE = join(BENCH_DIST, 'rss-probe.cjs')
 
 let probeFiles = 0
 
@@ -63,7 +63,7 @@ function hwmKiB (pid: number): number | undefined {
 
 export function spawnTracked (cmd: string, args: string[], opts: { env?: Record<string, string | undefined>, node?: boolean, cwd?: string } = {}): Child {
   const rssFile = opts.node === true ? join(tmpdir(), `fsyncd-bench-rss-${process.pid}-${probeFiles++}`) : undefined
-  const argv = opts.node === true ? ['--import', PROBE, ...args] : args
+  const argv = opts.node === true ? ['--require', PROBE, ...args] : args
   const proc = spawn(cmd, argv, {
     env: { ...process.env, ...opts.env, ...(rssFile === undefined ? {} : { FSYNCD_BENCH_RSS_FILE: rssFile }) },
     stdio: ['ignore', 'pipe', 'pipe'],
