@@ -5,6 +5,10 @@
  * computed in the background once a file lands (or on demand, when a `getsig` comes first), read
  * back for every later `getsig`, and dropped when its content leaves the destination.
  *
+ * Background work waits until no session has been at work for a second, and stops (to start over
+ * later) when one is: reading and summing a 100 MB file costs ~130 ms of CPU, which a sync in
+ * progress should not share.
+ *
  * A client that pushed the content keeps its own copy of these sums and never asks; a cold one
  * (a new machine, a lost state folder) asks for the old versions of the files it is about to send.
  */
@@ -18,8 +22,10 @@ import { MAX_SIG_BYTES, SIG_BLOCK_SIZE } from '@fsyncd/protocol'
 /** Contents smaller than this are not worth sums: a cold client sends them whole. */
 export const SUMS_MIN_SIZE = 64 * 1024
 const NAME = /^([0-9a-f]{64})-(\d+)$/
-/** Quiet time after the last file landed before background work starts. */
-const IDLE_MS = 1000
+/** Quiet time (no file landed, no session at work) before background work starts. */
+const QUIET_MS = 1000
+/** What a computation that gave way to a session returns. */
+const INTERRUPTED = Symbol('interrupted')
 
 let hasher: Promise<StrongHasher> | undefined
 
@@ -27,13 +33,18 @@ export class BlockSums {
   readonly #dir: string
   /** Where content lives now (undefined: gone). */
   readonly #locate: (hash: Buffer) => Promise<string | undefined>
+  readonly #quietMs: number
   readonly #queue = new Map<string, Buffer>()
   #timer: NodeJS.Timeout | undefined
   #working: Promise<void> = Promise.resolve()
+  /** Bumped whenever a session is at work: background work in progress sees it and stops. */
+  #activity = 0
+  #lastActive = 0
 
-  constructor (dir: string, locate: (hash: Buffer) => Promise<string | undefined>) {
+  constructor (dir: string, locate: (hash: Buffer) => Promise<string | undefined>, quietMs = QUIET_MS) {
     this.#dir = dir
     this.#locate = locate
+    this.#quietMs = quietMs
     mkdirSync(dir, { recursive: true })
   }
 
@@ -50,36 +61,60 @@ export class BlockSums {
   schedule (hash: Buffer, size: number): void {
     if (size < SUMS_MIN_SIZE || Math.ceil(size / SIG_BLOCK_SIZE) * 12 > MAX_SIG_BYTES) return
     this.#queue.set(hash.toString('hex'), hash)
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => {
-      this.#working = this.#working.then(async () => await this.#drain())
-    }, IDLE_MS)
-    this.#timer.unref()
+    this.busy()
+    this.#arm(this.#quietMs)
+  }
+
+  /** A session is at work (a message came in): background work waits, or stops to start over later. */
+  busy (): void {
+    this.#activity++
+    this.#lastActive = performance.now()
   }
 
   /** The serialized sums of content `hash` at `blockSize`, or undefined when the server does not hold it. */
   async get (hash: Buffer, blockSize: number): Promise<Uint8Array | undefined> {
-    const file = join(this.#dir, `${hash.toString('hex')}-${blockSize}`)
-    const kept = await readFile(file).catch(() => undefined)
-    if (kept !== undefined && valid(kept, blockSize)) return kept
-    const path = await this.#locate(hash)
-    if (path === undefined) return undefined
-    const sums = await compute(path, hash, blockSize)
-    // Only the size clients use is kept: any other a peer asks for is computed, never stored.
-    if (sums !== undefined && blockSize === SIG_BLOCK_SIZE) await store(file, sums).catch(() => {})
-    return sums
+    const sums = await this.#get(hash, blockSize, () => false)
+    return sums === INTERRUPTED ? undefined : sums
   }
 
   /** Waits for background work (tests, shutdown). */
   async idle (): Promise<void> {
     clearTimeout(this.#timer)
+    this.#timer = undefined
     await this.#working
+  }
+
+  async #get (hash: Buffer, blockSize: number, interrupted: () => boolean): Promise<Uint8Array | undefined | typeof INTERRUPTED> {
+    const file = join(this.#dir, `${hash.toString('hex')}-${blockSize}`)
+    const kept = await readFile(file).catch(() => undefined)
+    if (kept !== undefined && valid(kept, blockSize)) return kept
+    const path = await this.#locate(hash)
+    if (path === undefined) return undefined
+    const sums = await compute(path, hash, blockSize, interrupted)
+    // Only the size clients use is kept: any other a peer asks for is computed, never stored.
+    if (sums instanceof Uint8Array && blockSize === SIG_BLOCK_SIZE) await store(file, sums).catch(() => {})
+    return sums
+  }
+
+  /** Starts the background work after `delay` ms, or later if a session is at work by then. */
+  #arm (delay: number): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      const quiet = performance.now() - this.#lastActive
+      if (quiet < this.#quietMs) return this.#arm(this.#quietMs - quiet)
+      this.#working = this.#working.then(async () => await this.#drain())
+    }, delay)
+    this.#timer.unref()
   }
 
   async #drain (): Promise<void> {
     for (const [key, hash] of this.#queue) {
+      const activity = this.#activity
+      const sums = await this.#get(hash, SIG_BLOCK_SIZE, () => this.#activity !== activity)
+        .catch(() => undefined) // a cache: a failure only costs a later computation
+      if (sums === INTERRUPTED) return this.#arm(this.#quietMs) // kept queued: again once quiet
       this.#queue.delete(key)
-      await this.get(hash, SIG_BLOCK_SIZE).catch(() => {}) // a cache: a failure only costs a later computation
     }
   }
 }
@@ -93,8 +128,11 @@ function valid (bytes: Uint8Array, blockSize: number): boolean {
   }
 }
 
-/** Sums of the file at `path` if it still holds content `hash` (it may have changed on disk). */
-async function compute (path: string, hash: Buffer, blockSize: number): Promise<Uint8Array | undefined> {
+/**
+ * Sums of the file at `path` if it still holds content `hash` (it may have changed on disk), or
+ * INTERRUPTED when `interrupted()` says so between two reads.
+ */
+async function compute (path: string, hash: Buffer, blockSize: number, interrupted: () => boolean): Promise<Uint8Array | undefined | typeof INTERRUPTED> {
   hasher ??= createStrongHasher()
   const sha = createHash('sha256')
   const index = new BlockIndex(blockSize)
@@ -106,6 +144,7 @@ async function compute (path: string, hash: Buffer, blockSize: number): Promise<
     if (Math.ceil((await fh.stat()).size / blockSize) * 12 > MAX_SIG_BYTES) return undefined
     const buf = Buffer.allocUnsafe(1024 * 1024)
     for (;;) {
+      if (interrupted()) return INTERRUPTED
       const { bytesRead } = await fh.read(buf, 0, buf.length, null)
       if (bytesRead === 0) break
       sha.update(buf.subarray(0, bytesRead))

@@ -139,6 +139,7 @@ export class Session {
         return
       }
       const { msg, payload } = item
+      if (msg.t !== 'ping') this.#store.sums.busy()
       if (msg.t === 'bye') {
         await this.#flush()
         this.#log.info('client said bye')
