@@ -33,21 +33,26 @@ export function isAnchored (length: number, blockSize: number): boolean {
  * `ANCHOR_CHOICES` windows of smallest `rank` (fewer if the file has fewer windows).
  */
 export function anchorChoices (data: Uint8Array, length: number, anchorLength: number): Int32Array {
-  const mixes: number[] = []
-  const choices: number[] = []
+  // The kept windows, by rank (ties: the earlier first), in scratch arrays with one spare slot.
   // Every window is ranked, few are kept: the loop only compares with the worst one kept (a
-  // 600-byte file offers ~600 windows and keeps ~60 of them along the way).
+  // 600-byte file offers ~600 windows and keeps ~75 of them along the way).
+  const mixes = keptMixes
+  const offsets = keptOffsets
+  const weaks = keptWeaks
+  let kept = 0
   let worst = Infinity
   const keep = (offset: number, weak: number, mix: number): void => {
-    let i = mixes.length
-    while (i > 0 && mixes[i - 1]! > mix) i--
-    mixes.splice(i, 0, mix)
-    choices.splice(2 * i, 0, offset, weak)
-    if (mixes.length > ANCHOR_CHOICES) {
-      mixes.pop()
-      choices.length = 2 * ANCHOR_CHOICES
+    let i = kept
+    for (; i > 0 && mixes[i - 1]! > mix; i--) {
+      mixes[i] = mixes[i - 1]!
+      offsets[i] = offsets[i - 1]!
+      weaks[i] = weaks[i - 1]!
     }
-    if (mixes.length === ANCHOR_CHOICES) worst = mixes[ANCHOR_CHOICES - 1]!
+    mixes[i] = mix
+    offsets[i] = offset
+    weaks[i] = weak
+    if (kept < ANCHOR_CHOICES) kept++ // else the spare slot took the one dropped
+    if (kept === ANCHOR_CHOICES) worst = mixes[ANCHOR_CHOICES - 1]!
   }
   const first = weakSum(data, 0, anchorLength)
   let s1 = first & 0xffff
@@ -61,8 +66,17 @@ export function anchorChoices (data: Uint8Array, length: number, anchorLength: n
     const mix = rank(weak)
     if (mix < worst) keep(p + 1, weak, mix)
   }
-  return Int32Array.from(choices)
+  const choices = new Int32Array(2 * kept)
+  for (let i = 0; i < kept; i++) {
+    choices[2 * i] = offsets[i]!
+    choices[2 * i + 1] = weaks[i]!
+  }
+  return choices
 }
+
+const keptMixes = new Uint32Array(ANCHOR_CHOICES + 1)
+const keptOffsets = new Int32Array(ANCHOR_CHOICES + 1)
+const keptWeaks = new Int32Array(ANCHOR_CHOICES + 1)
 
 /**
  * Orders windows for the choice: murmur3's finalizer of the weak sum. It must not be the weak
