@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { type Entry, ErrorCode, FsyncdError, isTempPath, type Manifest, parentOf, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
-import { IncomingFile } from './incoming-file.js'
+import { type ContentResolver, IncomingFile } from './incoming-file.js'
 import { BlockSums } from './block-sums.js'
 import { partialName, Partials } from './partials.js'
 
@@ -257,11 +257,7 @@ export class Store {
           temps.push(err as Error)
         }
       }
-      const created = await Promise.allSettled(files.map(async ({ meta }, i) => {
-        const tmp = temps[i] as string | Error
-        if (tmp instanceof Error) throw tmp
-        return await IncomingFile.create(tmp, this.#resolve, meta.size)
-      }))
+      const created = await createByFolder(files.map(({ path, meta }, i) => ({ path, tmp: temps[i] as string | Error, size: meta.size })), this.#resolve)
       return files.map(({ path, meta, data }, i) => {
         const c = created[i] as PromiseSettledResult<IncomingFile>
         let done: Promise<void>
@@ -535,3 +531,33 @@ async function lstatOrUndefined (abs: string): Promise<Stats | undefined> {
     throw err
   }
 }
+
+/**
+ * Creates the temp files of a batch: one folder's one after another, folders in parallel.
+ * Creating a file holds its folder's lock in the kernel, so creates in one folder cannot overlap
+ * anyway; started together on the thread pool they only spin on that lock (perf, 10,000 files
+ * in 100 folders: ~30 % of the server's CPU in rwsem_spin_on_owner under openat).
+ */
+async function createByFolder (files: ReadonlyArray<{ path: string, tmp: string | Error, size: number }>, resolve: ContentResolver): Promise<Array<PromiseSettledResult<IncomingFile>>> {
+  const results = new Array<PromiseSettledResult<IncomingFile>>(files.length)
+  const byFolder = new Map<string, number[]>()
+  files.forEach(({ path }, i) => {
+    const folder = parentOf(path)
+    const list = byFolder.get(folder)
+    if (list === undefined) byFolder.set(folder, [i])
+    else list.push(i)
+  })
+  await Promise.all([...byFolder.values()].map(async (indices) => {
+    for (const i of indices) {
+      const { tmp, size } = files[i] as { tmp: string | Error, size: number }
+      try {
+        if (tmp instanceof Error) throw tmp
+        results[i] = { status: 'fulfilled', value: await IncomingFile.create(tmp, resolve, size) }
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason }
+      }
+    }
+  }))
+  return results
+}
+
