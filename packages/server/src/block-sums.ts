@@ -40,6 +40,7 @@ export class BlockSums {
   /** Bumped whenever a session is at work: background work in progress sees it and stops. */
   #activity = 0
   #lastActive = 0
+  #stopped = false
 
   constructor (dir: string, locate: (hash: Buffer) => Promise<string | undefined>, quietMs = QUIET_MS) {
     this.#dir = dir
@@ -77,8 +78,9 @@ export class BlockSums {
     return sums === INTERRUPTED ? undefined : sums
   }
 
-  /** Waits for background work (tests, shutdown). */
-  async idle (): Promise<void> {
+  /** Ends background work for good: what runs stops before its next read (shutdown, tests). */
+  async stop (): Promise<void> {
+    this.#stopped = true
     clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#working
@@ -98,7 +100,7 @@ export class BlockSums {
 
   /** Starts the background work after `delay` ms, or later if a session is at work by then. */
   #arm (delay: number): void {
-    if (this.#timer !== undefined) return
+    if (this.#stopped || this.#timer !== undefined) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       const quiet = performance.now() - this.#lastActive
@@ -108,13 +110,20 @@ export class BlockSums {
     this.#timer.unref()
   }
 
+  /** Works through the queue until a session is at work (then again once quiet) or `stop`. */
   async #drain (): Promise<void> {
+    const activity = this.#activity
+    const interrupted = (): boolean => this.#stopped || this.#activity !== activity
     for (const [key, hash] of this.#queue) {
-      const activity = this.#activity
-      const sums = await this.#get(hash, SIG_BLOCK_SIZE, () => this.#activity !== activity)
+      if (interrupted()) return this.#arm(this.#quietMs)
+      const sums = await this.#get(hash, SIG_BLOCK_SIZE, interrupted)
         .catch(() => undefined) // a cache: a failure only costs a later computation
-      if (sums === INTERRUPTED) return this.#arm(this.#quietMs) // kept queued: again once quiet
       this.#queue.delete(key)
+      if (sums === INTERRUPTED) {
+        // Queued again, last: what waits behind a big file may fit in a shorter quiet time.
+        this.#queue.set(key, hash)
+        return this.#arm(this.#quietMs)
+      }
     }
   }
 }

@@ -12,7 +12,7 @@
 import { lstatSync, renameSync, rmSync, type Stats, utimesSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { type Entry, ErrorCode, FsyncdError, isTempPath, type Manifest, parentOf, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
@@ -257,7 +257,7 @@ export class Store {
           temps.push(err as Error)
         }
       }
-      const created = await createByFolder(files.map(({ path, meta }, i) => ({ path, tmp: temps[i] as string | Error, size: meta.size })), this.#resolve)
+      const created = await createByFolder(files.map(({ meta }, i) => ({ tmp: temps[i] as string | Error, size: meta.size })), this.#resolve)
       return files.map(({ path, meta, data }, i) => {
         const c = created[i] as PromiseSettledResult<IncomingFile>
         let done: Promise<void>
@@ -416,6 +416,7 @@ export class Store {
   }
 
   async close (): Promise<void> {
+    await this.#sums?.stop()
     await this.flush()
     await this.saveIndex()
   }
@@ -538,11 +539,11 @@ async function lstatOrUndefined (abs: string): Promise<Stats | undefined> {
  * anyway; started together on the thread pool they only spin on that lock (perf, 10,000 files
  * in 100 folders: ~30 % of the server's CPU in rwsem_spin_on_owner under openat).
  */
-async function createByFolder (files: ReadonlyArray<{ path: string, tmp: string | Error, size: number }>, resolve: ContentResolver): Promise<Array<PromiseSettledResult<IncomingFile>>> {
+async function createByFolder (files: ReadonlyArray<{ tmp: string | Error, size: number }>, resolve: ContentResolver): Promise<Array<PromiseSettledResult<IncomingFile>>> {
   const results = new Array<PromiseSettledResult<IncomingFile>>(files.length)
   const byFolder = new Map<string, number[]>()
-  files.forEach(({ path }, i) => {
-    const folder = parentOf(path)
+  files.forEach(({ tmp }, i) => {
+    const folder = tmp instanceof Error ? '' : dirname(tmp) // beside the final name, or in .fsyncd/tmp
     const list = byFolder.get(folder)
     if (list === undefined) byFolder.set(folder, [i])
     else list.push(i)
