@@ -32,7 +32,7 @@ t.test('the server keeps a history; fsyncd log prints it', async (t) => {
   t.match(human.stdout(), /copy +b\.bin .*saved 293\.0 KiB/)
 })
 
-t.test('-q prints nothing on success; --version; a taken port exits 6', async (t) => {
+t.test('-q prints nothing on success; --version; a taken port exits 6; bad options exit 2', async (t) => {
   const src = tempDir()
   const dest = tempDir()
   writeFileSync(join(src, 'x'), 'x')
@@ -51,6 +51,11 @@ t.test('-q prints nothing on success; --version; a taken port exits 6', async (t
   const taken = run(['serve', tempDir(), '--port', String(server.port)])
   t.equal(await taken.exited, 6, 'the port is in use: local I/O')
   t.match(taken.stderr(), /EADDRINUSE/)
+  for (const bad of [['--rescan-interval', '0'], ['--debounce', '-1'], ['--debounce', 'soon']]) {
+    const usage = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), ...bad])
+    t.equal(await usage.exited, 2, `${bad.join(' ')}: a usage error`)
+    t.match(usage.stderr(), new RegExp(bad[0] as string))
+  }
 })
 
 t.test('the launcher gives libuv 16 threads unless the environment sets the number', async (t) => {

@@ -3,7 +3,7 @@
  * restarting the client; a server that goes away and comes back is caught up.
  */
 import t from 'tap'
-import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { diffTrees, run, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
 
@@ -97,4 +97,41 @@ t.test('watch mode reconnects after the server restarts and catches up', async (
   server = await startServer(dest, { port })
   await waitFor(() => diffTrees(src, dest).length === 0 || undefined, 20_000, () => `catch-up: ${diffTrees(src, dest).join('; ')}`)
   t.pass('converged after the server came back')
+})
+
+t.test('a file a scan saw, created and removed within one batch of the watcher, leaves the server too', async (t) => {
+  // @parcel/watcher delivers a batch of events up to 500 ms after its first one, and leaves out
+  // a path created and removed within it. A scan in between sees and pushes the file; its
+  // removal never comes as an event, and the hourly rescan would be the only other thing to
+  // catch it. Here the scan is the full one a root .fsyncignore change starts, 200 ms later
+  // (--debounce), and brief.txt is created meanwhile, inside the watcher's next batch.
+  const src = tempDir()
+  const dest = tempDir()
+  writeFileSync(join(src, 'noise.txt'), 'noise')
+  const server = await startServer(dest)
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug', '--debounce', '200'])
+  t.teardown(async () => {
+    client.proc.kill('SIGKILL')
+    await server.stop()
+  })
+  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  await new Promise((resolve) => setTimeout(resolve, 1500)) // quiet: the watcher's next event goes out at once
+
+  writeFileSync(join(src, '.fsyncignore'), '*.never\n') // goes out at once: a full scan in 200 ms
+  const sent = performance.now()
+  let n = 0
+  const noise = setInterval(() => writeFileSync(join(src, 'noise.txt'), `noise ${n++}`), 20) // holds the next batch open
+  let seen = false
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    writeFileSync(join(src, 'brief.txt'), 'here for a moment') // in the held batch
+    seen = await waitFor(() => existsSync(join(dest, 'brief.txt')) || undefined, 400, () => 'brief.txt on the server').then(() => true, () => false)
+    unlinkSync(join(src, 'brief.txt'))
+  } finally {
+    clearInterval(noise)
+  }
+  // Removed within 500 ms of the batch's start: in the same batch as its creation.
+  t.ok(seen && performance.now() - sent < 500, `the full scan pushed brief.txt, removed ${Math.round(performance.now() - sent)} ms into the batch (the case under test)`)
+  await waitFor(() => diffTrees(src, dest).length === 0 || undefined, 10_000, () => `converged: ${diffTrees(src, dest).join('; ')}`)
+    .then(() => t.pass('brief.txt is gone from the server'), (err: Error) => t.fail(err.message))
 })

@@ -80,6 +80,7 @@ async function main (): Promise<number> {
       .option('allow-delete-all', { type: 'boolean', default: false, describe: 'let an empty or missing source empty the destination (refused otherwise)' })
       .option('progress', { type: 'boolean', describe: 'progress of the initial reconcile (default: on a terminal); --no-progress to hide it' })
       .option('rescan-interval', { type: 'number', default: 3600, describe: 'watch mode: seconds between full rescans (the watcher is a hint; this catches what it misses)' })
+      .option('debounce', { type: 'number', default: 10, describe: 'watch mode: milliseconds to gather changes before pushing them' })
       .example('$0 push ~/project 127.0.0.1:7000', 'sync, then keep syncing every change')
       .example('$0 push ~/project backup:7000 --once --json', 'one-shot sync with a JSON summary')
       .example('$0 push ~/project backup:7000 --dry-run --exclude node_modules/', 'show the plan, leaving node_modules out'),
@@ -88,6 +89,7 @@ async function main (): Promise<number> {
       if (target === undefined) throw usageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
       const log = createLogger(levelOf(argv))
       if (!(argv.rescanInterval > 0)) throw usageError('--rescan-interval must be a positive number of seconds')
+      if (!(argv.debounce >= 0 && argv.debounce <= 600_000)) throw usageError('--debounce must be 0 to 600000 milliseconds')
       const args = {
         src: argv.src,
         ...target,
@@ -98,6 +100,7 @@ async function main (): Promise<number> {
         json: argv.json,
         stateDir: argv.stateDir,
         rescanIntervalMs: argv.rescanInterval * 1000,
+        debounceMs: argv.debounce,
         excludes: argv.exclude.map(String),
         allowDeleteAll: argv.allowDeleteAll,
         progress: argv.progress,

@@ -82,6 +82,14 @@ const PING_INTERVAL_MS = 30_000
 const SERVER_SILENCE_MS = 300_000
 /** Full-rescan period when the filesystem cannot be watched. */
 const POLL_INTERVAL_MS = 5000
+/**
+ * @parcel/watcher gathers events into batches, delivered at most 500 ms after their first event
+ * (its Debounce.cc), and leaves out a path both created and removed within one batch. A scan
+ * that ran meanwhile may have seen (and pushed) such a path, whose removal then never comes as
+ * an event: the destination kept it until the hourly rescan (a churn test lost 1 path in ~10
+ * runs of 8 s). So a scan that found changes looks again at its scope this much later.
+ */
+const RECHECK_MS = 1000
 /** Old versions at least this big are worth a `getsig` round trip (~1.2 % of their size) when the cache lacks them. */
 const FETCH_SUMS_FROM = 64 * 1024
 /**
@@ -117,6 +125,8 @@ export class PushClient {
   #dirty = new Set<string>()
   #fullRescan = false
   #timer: NodeJS.Timeout | undefined
+  /** Scopes to scan again (see RECHECK_MS). */
+  readonly #rechecks = new Set<NodeJS.Timeout>()
   #working: Promise<void> = Promise.resolve()
   #closed = false
   #wakeClosed: (() => void) | undefined
@@ -283,6 +293,7 @@ export class PushClient {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#timer)
+    for (const t of this.#rechecks) clearTimeout(t)
     await this.#working.catch(() => {})
     const link = this.#link
     if (link !== undefined) {
@@ -371,6 +382,7 @@ export class PushClient {
   async #reconcile (link: Link): Promise<void> {
     const started = Date.now()
     const changed = await this.#tree.scan('', SCAN)
+    if (changed.size > 0) this.#recheckLater([''])
     if (this.#once && changed.size === 0 && this.#inSyncAsMarked()) {
       this.#log.info({ entries: this.#tree.manifest.size, scanMs: Date.now() - started }, 'nothing changed here or on the server since the last sync')
       return
@@ -410,6 +422,17 @@ export class PushClient {
     this.#schedule()
   }
 
+  /** Watch mode: scans `scope` again a little later (see RECHECK_MS). */
+  #recheckLater (scope: string[]): void {
+    if (this.#watcher === undefined || this.#closed || scope.length === 0) return
+    const timer = setTimeout(() => {
+      this.#rechecks.delete(timer)
+      this.#markDirty(scope)
+    }, RECHECK_MS)
+    timer.unref()
+    this.#rechecks.add(timer)
+  }
+
   #schedule (): void {
     if (this.#timer !== undefined || this.#link === undefined || this.#closed) return
     this.#timer = setTimeout(() => {
@@ -446,9 +469,10 @@ export class PushClient {
     }
     this.#dirty.clear()
     this.#fullRescan = false
+    const rescanned: string[] = []
     for (const p of scope) {
       const before = this.#tree.manifest.get(p)
-      await this.#tree.scan(p, SCAN)
+      if ((await this.#tree.scan(p, SCAN)).size > 0) rescanned.push(p)
       const after = this.#tree.manifest.get(p)
       if (before?.kind === 'dir' && after?.kind !== 'dir') this.#watcher?.unwatchFolder(p)
       if (before === undefined && after?.kind === 'dir') {
@@ -461,6 +485,7 @@ export class PushClient {
         }
       }
     }
+    this.#recheckLater(rescanned)
     if (scope.includes('')) this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent(scope)
     const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d))

@@ -16,6 +16,7 @@ export interface PushArgs {
   json: boolean
   stateDir: string | undefined
   rescanIntervalMs: number
+  debounceMs: number
   dryRun: boolean
   excludes: string[]
   allowDeleteAll: boolean
@@ -45,6 +46,7 @@ async function run (args: PushArgs, log: Logger): Promise<number> {
     insecure: args.insecure,
     stateDir: args.stateDir ?? defaultStateDir(),
     rescanIntervalMs: args.rescanIntervalMs,
+    debounceMs: args.debounceMs,
     excludes: args.excludes,
     allowDeleteAll: args.allowDeleteAll,
     log,
