@@ -51,7 +51,7 @@ t.test('-q prints nothing on success; --version; a taken port exits 6; bad optio
   const taken = run(['serve', tempDir(), '--port', String(server.port)])
   t.equal(await taken.exited, 6, 'the port is in use: local I/O')
   t.match(taken.stderr(), /EADDRINUSE/)
-  for (const bad of [['--rescan-interval', '0'], ['--debounce', '-1'], ['--debounce', 'soon']]) {
+  for (const bad of [['--rescan-interval', '0'], ['--rescan-interval', '3000000'], ['--debounce', '-1'], ['--debounce', 'soon']]) {
     const usage = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), ...bad])
     t.equal(await usage.exited, 2, `${bad.join(' ')}: a usage error`)
     t.match(usage.stderr(), new RegExp(bad[0] as string))

@@ -103,35 +103,57 @@ t.test('a file a scan saw, created and removed within one batch of the watcher, 
   // @parcel/watcher delivers a batch of events up to 500 ms after its first one, and leaves out
   // a path created and removed within it. A scan in between sees and pushes the file; its
   // removal never comes as an event, and the hourly rescan would be the only other thing to
-  // catch it. Here the scan is the full one a root .fsyncignore change starts, 200 ms later
-  // (--debounce), and brief.txt is created meanwhile, inside the watcher's next batch.
+  // catch it. Here the scan is the full one a root .fsyncignore change starts, 100 ms later
+  // (--debounce), and the file is created meanwhile, inside the watcher's next batch, which
+  // writes every 20 ms hold open. Timing on a loaded machine can spoil the setup (the file not
+  // on the server in time, a gap in the writes that lets the batch go): then it is tried again.
   const src = tempDir()
   const dest = tempDir()
   writeFileSync(join(src, 'noise.txt'), 'noise')
   const server = await startServer(dest)
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug', '--debounce', '200'])
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug', '--debounce', '100'])
   t.teardown(async () => {
     client.proc.kill('SIGKILL')
     await server.stop()
   })
   await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
-  await new Promise((resolve) => setTimeout(resolve, 1500)) // quiet: the watcher's next event goes out at once
+  const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+  const converged = async (): Promise<boolean> => await waitFor(() => { try { return diffTrees(src, dest).length === 0 || undefined } catch { return undefined } }, 10_000)
+    .then(() => true, () => false)
 
-  writeFileSync(join(src, '.fsyncignore'), '*.never\n') // goes out at once: a full scan in 200 ms
-  const sent = performance.now()
-  let n = 0
-  const noise = setInterval(() => writeFileSync(join(src, 'noise.txt'), `noise ${n++}`), 20) // holds the next batch open
-  let seen = false
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    writeFileSync(join(src, 'brief.txt'), 'here for a moment') // in the held batch
-    seen = await waitFor(() => existsSync(join(dest, 'brief.txt')) || undefined, 400, () => 'brief.txt on the server').then(() => true, () => false)
-    unlinkSync(join(src, 'brief.txt'))
-  } finally {
-    clearInterval(noise)
+  let tested = 0
+  for (let attempt = 1; attempt <= 3 && tested === 0; attempt++) {
+    await sleep(1500) // quiet: the watcher's next event goes out at once
+    const brief = `brief-${attempt}.txt`
+    writeFileSync(join(src, '.fsyncignore'), `*.never-${attempt}\n`) // goes out at once: a full scan in 100 ms
+    const sent = performance.now()
+    let last = sent
+    let gap = 0
+    let n = 0
+    const noise = setInterval(() => {
+      writeFileSync(join(src, 'noise.txt'), `noise ${n++}`)
+      gap = Math.max(gap, performance.now() - last)
+      last = performance.now()
+    }, 20)
+    let seen = false
+    try {
+      await sleep(20)
+      writeFileSync(join(src, brief), 'here for a moment') // in the held batch
+      seen = await waitFor(() => existsSync(join(dest, brief)) || undefined, 400).then(() => true, () => false)
+      unlinkSync(join(src, brief))
+    } finally {
+      clearInterval(noise)
+    }
+    const removedAt = performance.now() - sent
+    const setUp = seen && removedAt < 450 && gap < 45
+    t.comment(`attempt ${attempt}: on the server ${seen ? 'yes' : 'no'}, removed ${Math.round(removedAt)} ms into the batch, longest gap between writes ${Math.round(gap)} ms${setUp ? '' : ': setup spoiled, again'}`)
+    const ok = await converged()
+    if (setUp) {
+      tested++
+      t.ok(ok, `${brief}, pushed by the scan and removed within the watcher's batch, is gone from the server: ${ok ? '' : diffTrees(src, dest).join('; ')}`)
+    } else if (!ok) {
+      t.fail(`not converged: ${diffTrees(src, dest).join('; ')}`)
+    }
   }
-  // Removed within 500 ms of the batch's start: in the same batch as its creation.
-  t.ok(seen && performance.now() - sent < 500, `the full scan pushed brief.txt, removed ${Math.round(performance.now() - sent)} ms into the batch (the case under test)`)
-  await waitFor(() => diffTrees(src, dest).length === 0 || undefined, 10_000, () => `converged: ${diffTrees(src, dest).join('; ')}`)
-    .then(() => t.pass('brief.txt is gone from the server'), (err: Error) => t.fail(err.message))
+  t.ok(tested > 0, 'the case was set up (a file pushed by a scan and removed within the watcher\'s batch) in one of 3 attempts')
 })

@@ -88,7 +88,8 @@ async function main (): Promise<number> {
       const target = parseTarget(argv.target)
       if (target === undefined) throw usageError(`target must be host:port, got ${JSON.stringify(argv.target)}`)
       const log = createLogger(levelOf(argv))
-      if (!(argv.rescanInterval > 0)) throw usageError('--rescan-interval must be a positive number of seconds')
+      // setInterval takes at most 2^31-1 ms (longer ones fire every millisecond).
+      if (!(argv.rescanInterval > 0 && argv.rescanInterval <= 2_000_000)) throw usageError('--rescan-interval must be a positive number of seconds, at most 2000000')
       if (!(argv.debounce >= 0 && argv.debounce <= 600_000)) throw usageError('--debounce must be 0 to 600000 milliseconds')
       const args = {
         src: argv.src,

@@ -12,7 +12,7 @@ import { lstat, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
-import { LocalTree, loadManifest, type SavedManifest, saveManifest } from '@fsyncd/tree'
+import { LocalTree, loadManifest, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
@@ -87,9 +87,12 @@ const POLL_INTERVAL_MS = 5000
  * (its Debounce.cc), and leaves out a path both created and removed within one batch. A scan
  * that ran meanwhile may have seen (and pushed) such a path, whose removal then never comes as
  * an event: the destination kept it until the hourly rescan (a churn test lost 1 path in ~10
- * runs of 8 s). So a scan that found changes looks again at its scope this much later.
+ * runs of 8 s). So what a scan adds that was created (or moved, or changed: its ctime) within
+ * RECENT_MS of the scan is looked at again RECHECK_MS later; older paths cannot be in a batch
+ * still pending, and an update or removal of a path the watcher reported before always comes.
  */
 const RECHECK_MS = 1000
+const RECENT_MS = 2000
 /** Old versions at least this big are worth a `getsig` round trip (~1.2 % of their size) when the cache lacks them. */
 const FETCH_SUMS_FROM = 64 * 1024
 /**
@@ -283,6 +286,7 @@ export class PushClient {
     } finally {
       clearInterval(rescan)
       clearTimeout(this.#timer)
+      for (const t of this.#rechecks) clearTimeout(t)
       await this.#watcher?.close()
       await this.#saveState().catch(() => {})
     }
@@ -381,8 +385,9 @@ export class PushClient {
 
   async #reconcile (link: Link): Promise<void> {
     const started = Date.now()
-    const changed = await this.#tree.scan('', SCAN)
-    if (changed.size > 0) this.#recheckLater([''])
+    const fresh: string[] = []
+    const changed = await this.#tree.scan('', this.#scanOptions(fresh))
+    this.#recheckLater(fresh)
     if (this.#once && changed.size === 0 && this.#inSyncAsMarked()) {
       this.#log.info({ entries: this.#tree.manifest.size, scanMs: Date.now() - started }, 'nothing changed here or on the server since the last sync')
       return
@@ -422,12 +427,26 @@ export class PushClient {
     this.#schedule()
   }
 
-  /** Watch mode: scans `scope` again a little later (see RECHECK_MS). */
-  #recheckLater (scope: string[]): void {
-    if (this.#watcher === undefined || this.#closed || scope.length === 0) return
+  /** A scan's options; in watch mode, it collects into `fresh` the recent paths it adds (see RECHECK_MS). */
+  #scanOptions (fresh: string[]): ScanOptions {
+    if (this.#watcher === undefined) return SCAN
+    const since = Date.now() - RECENT_MS
+    return { ...SCAN, onAdded: (p, st) => { if (st.ctimeMs >= since) fresh.push(p) } }
+  }
+
+  /** Scans again, RECHECK_MS from now, the topmost of these paths that are still there by then. */
+  #recheckLater (paths: string[]): void {
+    if (this.#watcher === undefined || this.#closed || paths.length === 0) return
+    const chosen = new Set(paths)
+    const topmost = paths.filter((p) => {
+      for (let q = parentOf(p); q !== ''; q = parentOf(q)) if (chosen.has(q)) return false
+      return true
+    })
     const timer = setTimeout(() => {
       this.#rechecks.delete(timer)
-      this.#markDirty(scope)
+      // One the manifest no longer holds was seen gone by a scan since: its removal is on its way.
+      const present = topmost.filter((p) => this.#tree.manifest.has(p))
+      if (present.length > 0) this.#markDirty(present)
     }, RECHECK_MS)
     timer.unref()
     this.#rechecks.add(timer)
@@ -469,10 +488,11 @@ export class PushClient {
     }
     this.#dirty.clear()
     this.#fullRescan = false
-    const rescanned: string[] = []
+    const fresh: string[] = []
+    const scan = this.#scanOptions(fresh)
     for (const p of scope) {
       const before = this.#tree.manifest.get(p)
-      if ((await this.#tree.scan(p, SCAN)).size > 0) rescanned.push(p)
+      await this.#tree.scan(p, scan)
       const after = this.#tree.manifest.get(p)
       if (before?.kind === 'dir' && after?.kind !== 'dir') this.#watcher?.unwatchFolder(p)
       if (before === undefined && after?.kind === 'dir') {
@@ -481,11 +501,11 @@ export class PushClient {
         if (folders.length > 0) {
           this.#watcher?.watchFolders([p, ...folders])
           // What was written there before the watches took hold.
-          for (const f of folders) await this.#tree.scan(f, SCAN)
+          for (const f of folders) await this.#tree.scan(f, scan)
         }
       }
     }
-    this.#recheckLater(rescanned)
+    this.#recheckLater(fresh)
     if (scope.includes('')) this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent(scope)
     const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d))
