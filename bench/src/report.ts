@@ -2,6 +2,7 @@
 import { availableParallelism, cpus, release, totalmem } from 'node:os'
 import type { ScenarioResult, ToolOutcome } from './compare.js'
 import { type FuzzResult, KNOWN_ISSUES } from './fuzz-common.js'
+import type { ChurnRun } from './churn.js'
 import type { ScaleResult } from './scale.js'
 import type { WatchResult } from './watch-latency.js'
 
@@ -72,6 +73,17 @@ export function watchTable (w: WatchResult): string {
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     `| ${w.saves} | ${w.missed} | ${ms(w.p50Ms)} | ${ms(w.p90Ms)} | ${ms(w.p99Ms)} | ${ms(w.maxMs)} | ${ms(w.meanMs)} | ${mib(w.clientRss)} | ${mib(w.serverRss)} | ${w.mismatch.length === 0 ? 'ok' : '**MISMATCH**'} |`,
   ].join('\n')
+}
+
+export function churnTable (runs: ChurnRun[]): string {
+  const lines = [
+    '| seed | churn | changes | client killed midway | converged after the last change | check |',
+    '|---:|---:|---:|---|---:|---|',
+  ]
+  for (const r of runs) {
+    lines.push(`| ${r.seed} | ${r.seconds} s | ${r.changes} | ${r.killed ? 'yes (SIGKILL, restarted)' : 'no'} | ${r.convergedMs === undefined ? '**not within 30 s**' : ms(r.convergedMs)} | ${r.mismatch.length === 0 ? 'ok' : '**MISMATCH**'} |`)
+  }
+  return lines.join('\n')
 }
 
 export function scaleTable (s: ScaleResult): string {

@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: bytes on the wire and time of fsyncd beside rsync and a naive upload, plus
- * watch latency, a many-files scale run, (full runs) the delta engine's speed, and a fuzz of the
+ * watch latency, (full runs) churn under watch mode, a many-files scale run, (full runs) the delta engine's speed, and a fuzz of the
  * wire protocol in process and against a live server.
  *
- *   node bench/dist/run.js [--quick] [--reps N] [--only initial,edit,…,watch,scale,engine,fuzz] [--json-out FILE] [--keep]
+ *   node bench/dist/run.js [--quick] [--reps N] [--only initial,edit,…,watch,churn,scale,engine,fuzz] [--json-out FILE] [--keep]
  *                          [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]
  *
  * Prints Markdown on stdout (progress on stderr), writes JSON to bench/results/<timestamp>.json,
@@ -22,7 +22,7 @@ import { BENCH_DIST, useFsyncdBin } from './proc.js'
 import { freezeProduct, type Product } from './product.js'
 import type { FuzzResult } from './fuzz-common.js'
 import { fuzz } from './fuzz.js'
-import { fuzzTable, machine, machineLine, scaleTable, scenarioTable, watchTable } from './report.js'
+import { churnTable, fuzzTable, machine, machineLine, scaleTable, scenarioTable, watchTable } from './report.js'
 import { scale, type ScaleResult } from './scale.js'
 import { FULL, QUICK, SCENARIOS } from './scenarios.js'
 import { FsyncdTool } from './tools/fsyncd.js'
@@ -30,8 +30,9 @@ import { NaiveTool } from './tools/naive.js'
 import { rsyncCanFsync, RsyncDaemon, RsyncTool, type RsyncVariant, rsyncVersion } from './tools/rsync.js'
 import type { Tool } from './tools/tool.js'
 import { watchLatency, type WatchResult } from './watch-latency.js'
+import { churn, type ChurnRun } from './churn.js'
 
-const EXTRAS = ['watch', 'scale', 'engine', 'fuzz']
+const EXTRAS = ['watch', 'churn', 'scale', 'engine', 'fuzz']
 const BENCH_DIR = join(BENCH_DIST, '..')
 
 interface Args {
@@ -157,6 +158,7 @@ async function main (): Promise<number> {
   let daemon: RsyncDaemon | undefined
   const scenarios: ScenarioResult[] = []
   let watch: WatchResult | undefined
+  let churned: ChurnRun[] | undefined
   let scaled: ScaleResult | undefined
   let engine: Awaited<ReturnType<typeof engineBench>>
   let fuzzed: FuzzResult | undefined
@@ -178,6 +180,10 @@ async function main (): Promise<number> {
       const saves = args.quick ? 60 : 300
       log(`watch latency: ${saves} saves`)
       watch = await watchLatency(work, saves)
+    }
+    if (!args.quick && wanted('churn')) {
+      log(`churn: 4 runs of 15 s, seeds ${args.seed}…${args.seed + 3}`)
+      churned = await churn(work, 4, 15, args.seed)
     }
     if (wanted('scale')) {
       const files = args.quick ? 10_000 : 100_000
@@ -215,6 +221,7 @@ async function main (): Promise<number> {
   const failures = [
     ...scenarios.flatMap((s) => s.outcomes.filter((o) => o.mismatch.length > 0).map((o) => `${s.name} / ${o.tool}: ${o.mismatch.join('; ')}`)),
     ...(watch !== undefined && watch.mismatch.length > 0 ? [`watch: ${watch.mismatch.join('; ')}`] : []),
+    ...(churned?.filter((r) => r.mismatch.length > 0).map((r) => `churn seed ${r.seed}: ${r.mismatch.join('; ')}`) ?? []),
     ...(scaled?.rows.filter((r) => r.mismatch.length > 0).map((r) => `scale / ${r.tool}: ${r.mismatch.join('; ')}`) ?? []),
     ...(fuzzed?.failures.map((f) => `fuzz: ${f}`) ?? []),
   ]
@@ -225,6 +232,7 @@ async function main (): Promise<number> {
     sections.push(`### Bytes on the wire, one measured sync per tool${runs > 1 ? ` (each scenario run ${runs} times; the row is the tool's median run)` : ''}\n\n` + scenarioTable(scenarios))
   }
   if (watch !== undefined) sections.push('### Watch latency (close() → file at its final name on the server, content checked)\n\n' + watchTable(watch))
+  if (churned !== undefined) sections.push('### Churn (watch mode under random changes, then an exact comparison)\n\n' + churnTable(churned))
   if (scaled !== undefined) sections.push('### Scale\n\n' + scaleTable(scaled))
   if (fuzzed !== undefined) sections.push('### Wire fuzz (in process, and against a live server over TCP)\n\n' + fuzzTable(fuzzed))
   if (engine !== undefined) sections.push('### Delta engine (bench/dist/engine.js)\n\n' + (engine.output === '' ? `(no output; exit ${String(engine.code)})` : engine.output))
@@ -232,7 +240,7 @@ async function main (): Promise<number> {
   const markdown = sections.join('\n\n')
   process.stdout.write(markdown + '\n')
 
-  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, sizes, totalMs, scenarios, watch: watch ?? null, scale: scaled ?? null, engine: engine ?? null, fuzz: fuzzed ?? null, failures }
+  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, sizes, totalMs, scenarios, watch: watch ?? null, churn: churned ?? null, scale: scaled ?? null, engine: engine ?? null, fuzz: fuzzed ?? null, failures }
   const out = args.jsonOut ?? join(BENCH_DIR, 'results', `${m.date.replace(/[:.]/g, '-')}.json`)
   await mkdir(join(out, '..'), { recursive: true })
   await writeFile(out, JSON.stringify(json, null, 2) + '\n')
