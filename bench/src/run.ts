@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: bytes on the wire and time of fsyncd beside rsync and a naive upload, plus
- * watch latency, (full runs) churn under watch mode, a many-files scale run, (full runs) the delta engine's speed, and a fuzz of the
- * wire protocol in process and against a live server.
+ * watch latency, (full runs) churn under watch mode, a many-files scale run, (full runs) the
+ * delta engine's speed, and a fuzz of the wire protocol in process and against a live server.
  *
  *   node bench/dist/run.js [--quick] [--reps N] [--only initial,edit,…,watch,churn,scale,engine,fuzz] [--json-out FILE] [--keep]
  *                          [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]
