@@ -128,7 +128,7 @@ export class PushClient {
   #dirty = new Set<string>()
   #fullRescan = false
   #timer: NodeJS.Timeout | undefined
-  /** Scopes to scan again (see RECHECK_MS). */
+  /** Pending rechecks of what scans added (see RECHECK_MS). */
   readonly #rechecks = new Set<NodeJS.Timeout>()
   #working: Promise<void> = Promise.resolve()
   #closed = false
