@@ -561,4 +561,3 @@ async function createByFolder (files: ReadonlyArray<{ tmp: string | Error, size:
   }))
   return results
 }
-

@@ -34,8 +34,6 @@ export interface ScanOptions {
   onAdded?: (path: string, st: Stats) => void
 }
 
-interface Scan { deferFrom: number, onAdded: ((path: string, st: Stats) => void) | undefined }
-
 /**
  * Why a scan left a file out: it kept changing while read (three reads), it could not be read,
  * or it is not a regular file, folder or symlink (a socket, a FIFO, a device).
@@ -150,9 +148,8 @@ export class LocalTree {
   async scan (path = '', opts: ScanOptions = {}): Promise<Set<string>> {
     const changed = new Set<string>()
     const seen = new Set<string>()
-    const ctx: Scan = { deferFrom: opts.deferHashFrom ?? Infinity, onAdded: opts.onAdded }
     if (path === '') {
-      await this.#walk('', seen, changed, ctx)
+      await this.#walk('', seen, changed, opts)
     } else {
       let st: Stats | undefined
       try {
@@ -160,9 +157,9 @@ export class LocalTree {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err
       }
-      if (st !== undefined && !this.#ignore(path, st.isDirectory()) && await this.#visit(path, st, changed, ctx)) {
+      if (st !== undefined && !this.#ignore(path, st.isDirectory()) && await this.#visit(path, st, changed, opts)) {
         seen.add(path)
-        if (st.isDirectory()) await this.#walk(path, seen, changed, ctx)
+        if (st.isDirectory()) await this.#walk(path, seen, changed, opts)
       }
     }
     // Every path seen is in the manifest: as many as it holds means none is gone.
@@ -183,7 +180,7 @@ export class LocalTree {
    * synchronous (a few µs each, where an async call costs a thread-pool round trip: 100k files
    * scanned in ~0.5 s instead of ~0.8 s); the event loop gets a turn every YIELD_MS.
    */
-  async #walk (dir: string, seen: Set<string>, changed: Set<string>, ctx: Scan): Promise<void> {
+  async #walk (dir: string, seen: Set<string>, changed: Set<string>, opts: ScanOptions): Promise<void> {
     let names: Dirent[]
     try {
       names = readdirSync(this.abs(dir), { withFileTypes: true })
@@ -202,7 +199,7 @@ export class LocalTree {
       } catch {}
       if (st === undefined) continue
       // Unchanged files (most of them) are settled here, without a promise each.
-      if (this.#unchangedFile(p, st) || await this.#visit(p, st, changed, ctx)) {
+      if (this.#unchangedFile(p, st) || await this.#visit(p, st, changed, opts)) {
         seen.add(p)
         if (st.isDirectory()) subdirs.push(p)
       }
@@ -211,7 +208,7 @@ export class LocalTree {
       await new Promise((resolve) => setImmediate(resolve))
       this.#lastYield = performance.now()
     }
-    for (const sub of subdirs) await this.#walk(sub, seen, changed, ctx)
+    for (const sub of subdirs) await this.#walk(sub, seen, changed, opts)
   }
 
   /** A file whose stat stamp and mode are the ones recorded: nothing to do. */
@@ -236,7 +233,7 @@ export class LocalTree {
   }
 
   /** Updates one entry from its lstat; false when the path is not something we sync. */
-  async #visit (p: string, st: Stats, changed: Set<string>, ctx: Scan): Promise<boolean> {
+  async #visit (p: string, st: Stats, changed: Set<string>, opts: ScanOptions): Promise<boolean> {
     const old = this.manifest.get(p)
     let entry: Entry
     if (st.isDirectory()) {
@@ -257,7 +254,7 @@ export class LocalTree {
         this.#hashInScan.delete(p) // holding still again
         if (old.mode === (st.mode & 0o7777)) return true
         entry = { ...old, mode: st.mode & 0o7777 }
-      } else if (old?.kind === 'file' && st.size >= ctx.deferFrom && !this.#hashInScan.has(p) && readable(this.abs(p))) {
+      } else if (old?.kind === 'file' && st.size >= (opts.deferHashFrom ?? Infinity) && !this.#hashInScan.has(p) && readable(this.abs(p))) {
         // Changed in place: hashed later, by the pass that sends it (see ScanOptions). One it
         // cannot read is hashed now, and skipped (kept as it was) when that fails, as always.
         entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash: PENDING_HASH }
@@ -290,7 +287,7 @@ export class LocalTree {
     this.manifest.set(p, entry)
     if (entry.kind !== 'file') this.#stamps.delete(p)
     changed.add(p)
-    if (old === undefined) ctx.onAdded?.(p, st)
+    if (old === undefined) opts.onAdded?.(p, st)
     return true
   }
 
