@@ -3,6 +3,7 @@
  * apply the change, then ONE measured sync per tool, then check each destination against the
  * source. Tools are independent: same source, separate destinations, separate servers.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -34,6 +35,21 @@ const slug = (name: string): string => name.replace(/[^a-z0-9]+/gi, '-')
 
 async function guarded (tool: Tool, what: string): Promise<SyncResult> {
   try { return await tool.sync() } catch (err) { return failed(tool.name, `${what}: ${(err as Error).message}`) }
+}
+
+/**
+ * Gives each measured sync the same start, whatever ran before it:
+ * - a quiet disk: what the tools before wrote is still being written back, and a tool that fsyncs
+ *   would wait behind it (ext4 commits it in the same journal transaction);
+ * - memory the VM has backed: this VM hands free guest pages back to its host (virtio-balloon
+ *   free page reporting), and touching them again costs a host fault each (0.6 GB/s against
+ *   2.6 GB/s for pages freed just before). Whichever tool ran first after the setup paid for it:
+ *   in reverse order, naive's edit took 455 ms instead of 249 and rsync --fsync's 467 instead of
+ *   264. A child that touches 512 MiB and exits leaves that much backed memory free.
+ */
+function quiesce (): void {
+  execFileSync('sync')
+  execFileSync(process.execPath, ['-e', 'Buffer.alloc(512 * 2 ** 20).fill(1)'])
 }
 
 export async function runScenario (sc: Scenario, sizes: Sizes, work: string, makeTools: () => Tool[]): Promise<ScenarioResult> {
@@ -69,6 +85,7 @@ export async function runScenario (sc: Scenario, sizes: Sizes, work: string, mak
   const want = await snapshot(src)
   for (const tool of tools) {
     const b = base.get(tool) as SyncResult
+    quiesce()
     const r = opened.has(tool) ? await guarded(tool, 'measured sync') : b
     const mismatch = await compareTrees(want, join(dir, `dest-${slug(tool.name)}`))
     if (r.error !== undefined) mismatch.unshift(`tool failed: ${r.error}`)
