@@ -41,6 +41,8 @@ export interface Upload {
   /** Bytes the server holds already (a resumed upload's prefix): indexed, not sent. Before `push`. */
   prefix: (chunk: Uint8Array) => void
   push: (chunk: Uint8Array) => DeltaOp[]
+  /** Whether `push` keeps the chunk (it goes out as a literal): else the caller may reuse it. */
+  keepsChunks: boolean
   end: () => DeltaOp[]
   /** Adds what was pushed to the cache as content `hash` (which may be learnt only at the end). */
   commit: (hash: Buffer) => void
@@ -185,13 +187,14 @@ export class ServerBlocks {
       return {
         prefix,
         push: (chunk) => { pending?.writer.push(chunk); return [{ type: 'literal', data: chunk }] },
+        keepsChunks: true,
         end: () => [],
         commit: (h) => pending?.commit(h),
       }
     }
-    if (pending === undefined) return { prefix, push: (chunk) => deltifier.push(chunk), end: () => deltifier.end(), commit: () => {} }
+    if (pending === undefined) return { prefix, push: (chunk) => deltifier.push(chunk), keepsChunks: false, end: () => deltifier.end(), commit: () => {} }
     const both = new IndexingDeltifier(deltifier, this.#index, pending.writer)
-    return { prefix, push: (chunk) => both.push(chunk), end: () => both.end(), commit: (h) => pending.commit(h) }
+    return { prefix, push: (chunk) => both.push(chunk), keepsChunks: false, end: () => both.end(), commit: (h) => pending.commit(h) }
   }
 
   async save (file: string): Promise<void> {

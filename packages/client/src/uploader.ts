@@ -534,13 +534,16 @@ export class Uploader {
         copying = { fileRef: d.fileRef, ranges: [[d.offset, d.length]] }
       }
     }
-    // Synchronous reads into fresh buffers (a payload may still sit in the socket's queue): from
-    // the page cache they take microseconds where each async read is a thread-pool round trip.
-    // Never past the size planned: what was appended since is the next version's.
+    // Synchronous reads: from the page cache they take microseconds where each async read is a
+    // thread-pool round trip. Into one buffer, reused, when the chunks are copied as they are
+    // deltified; else into fresh ones (a literal may still sit in the socket's queue). Never past
+    // the size planned: what was appended since is the next version's.
     let left = entry.size
+    let scratch: Buffer | undefined
     const read = (length: number): Buffer | undefined => {
       if (left === 0) return undefined
-      const chunk = Buffer.allocUnsafe(Math.min(length, left))
+      const want = Math.min(length, left)
+      const chunk = scratch !== undefined && scratch.length >= want ? scratch.subarray(0, want) : Buffer.allocUnsafe(want)
       const got = readSync(fh.fd, chunk, 0, chunk.length, null)
       left -= got
       return got === 0 ? undefined : chunk.subarray(0, got)
@@ -562,6 +565,7 @@ export class Uploader {
       // Deltified against the cache of the server's blocks, and added to it in the same read; it
       // becomes a base for later files once sent whole: the server applies operations in order.
       const upload = blocks?.upload(hasher === undefined ? entry.hash : undefined, op.noDelta !== true && entry.size >= blocks.blockSize)
+      if (upload?.keepsChunks === false) scratch = Buffer.allocUnsafe(Math.min(CHUNK, entry.size))
       let prefix: Buffer | undefined
       if (resumeAt > 0) {
         const h = createHash('sha256')

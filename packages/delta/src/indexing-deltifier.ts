@@ -1,5 +1,6 @@
 import type { BlockIndex } from './block-index.js'
 import type { BlockIndexWriter } from './block-index-writer.js'
+import { ByteQueue } from './byte-queue.js'
 import type { DeltaOp } from './delta-op.js'
 import type { Deltifier } from './deltifier.js'
 
@@ -15,9 +16,10 @@ import type { Deltifier } from './deltifier.js'
  * the copies are no longer aligned with the file's own blocks, and those blocks are summed from
  * their bytes, as a plain writer would.
  *
- * Pushed chunks are kept (not copied) until the ops cover them: do not reuse them. A copy op is
- * handed out only once it stops growing, so give the deltifier a `maxCopy` (see
- * `INDEXING_MAX_COPY`): without one, an unchanged stretch of a huge file would be held whole.
+ * Pushed bytes are held (copied, in reused segments) until the ops cover them: the caller may
+ * reuse its chunk once `push` returns. A copy op is handed out only once it stops growing, so give
+ * the deltifier a `maxCopy` (see `INDEXING_MAX_COPY`): without one, an unchanged stretch of a
+ * huge file would be held whole.
  */
 /** The `maxCopy` to give the deltifier: what is held stays below this plus the deltifier's lag. */
 export const INDEXING_MAX_COPY = 8 * 1024 * 1024
@@ -26,9 +28,8 @@ export class IndexingDeltifier {
   readonly #deltifier: Deltifier
   readonly #index: BlockIndex
   readonly #writer: BlockIndexWriter
-  /** Pushed bytes no op covers yet, oldest first; the first starts at #skip. */
-  readonly #held: Uint8Array[] = []
-  #skip = 0
+  /** Pushed bytes no op covers yet. */
+  readonly #held = new ByteQueue()
 
   constructor (deltifier: Deltifier, index: BlockIndex, writer: BlockIndexWriter) {
     this.#deltifier = deltifier
@@ -37,14 +38,10 @@ export class IndexingDeltifier {
   }
 
   /** Bytes pushed and not yet covered by ops (held). */
-  get held (): number {
-    let n = -this.#skip
-    for (const c of this.#held) n += c.length
-    return n
-  }
+  get held (): number { return this.#held.length }
 
   push (chunk: Uint8Array): DeltaOp[] {
-    if (chunk.length > 0) this.#held.push(chunk)
+    this.#held.push(chunk)
     return this.#index_(this.#deltifier.push(chunk))
   }
 
@@ -85,29 +82,11 @@ export class IndexingDeltifier {
 
   /** Feeds the writer the next `length` held bytes. */
   #bytes (length: number): void {
-    while (length > 0) {
-      const chunk = this.#held[0]!
-      const n = Math.min(length, chunk.length - this.#skip)
-      this.#writer.push(chunk.subarray(this.#skip, this.#skip + n))
-      this.#advance(n)
-      length -= n
-    }
+    this.#held.shift(length, (piece) => { this.#writer.push(piece) })
   }
 
   /** Drops the next `length` held bytes (their sums are known). */
   #drop (length: number): void {
-    while (length > 0) {
-      const n = Math.min(length, this.#held[0]!.length - this.#skip)
-      this.#advance(n)
-      length -= n
-    }
-  }
-
-  #advance (n: number): void {
-    this.#skip += n
-    if (this.#skip === this.#held[0]!.length) {
-      this.#held.shift()
-      this.#skip = 0
-    }
+    this.#held.shift(length)
   }
 }

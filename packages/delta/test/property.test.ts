@@ -121,7 +121,14 @@ function deltifyAndIndex (index: BlockIndex, target: Uint8Array, fileRef: number
   const writer = index.addFile(fileRef, writerHasher)
   const d = new IndexingDeltifier(new Deltifier(index, hasher), index, writer)
   const ops: DeltaOp[] = []
-  for (const chunk of chunks(target, feed, new Prng(seed))) ops.push(...d.push(chunk.slice()))
+  // The caller's chunk may be reused once push returns: one buffer, scribbled over after each push.
+  const reused = new Uint8Array(target.length)
+  for (const chunk of chunks(target, feed, new Prng(seed))) {
+    const view = reused.subarray(0, chunk.length)
+    view.set(chunk)
+    ops.push(...d.push(view))
+    view.fill(0xa5)
+  }
   ops.push(...d.end())
   writer.end()
   return ops
