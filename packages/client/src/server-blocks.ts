@@ -35,10 +35,11 @@ export interface PendingContent {
 /**
  * One file on its way to the server: its chunks become ops (copies of blocks the server holds,
  * and literals), and the file joins the cache in the same pass (see IndexingDeltifier), to be
- * matched once `commit()`ed. Chunks must not be reused after `push`.
+ * matched once `commit()`ed. A chunk given to `push` may be reused once it returns unless
+ * `keepsChunks`; one given to `prefix` always may.
  */
 export interface Upload {
-  /** Bytes the server holds already (a resumed upload's prefix): indexed, not sent. Before `push`. */
+  /** Bytes the server holds already (a resumed upload's prefix): indexed (copied), not sent. Before `push`. */
   prefix: (chunk: Uint8Array) => void
   push: (chunk: Uint8Array) => DeltaOp[]
   /** Whether `push` keeps the chunk (it goes out as a literal): else the caller may reuse it. */

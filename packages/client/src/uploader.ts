@@ -543,7 +543,7 @@ export class Uploader {
     const read = (length: number): Buffer | undefined => {
       if (left === 0) return undefined
       const want = Math.min(length, left)
-      const chunk = scratch !== undefined && scratch.length >= want ? scratch.subarray(0, want) : Buffer.allocUnsafe(want)
+      const chunk = scratch?.subarray(0, want) ?? Buffer.allocUnsafe(want) // scratch holds a whole CHUNK or file
       const got = readSync(fh.fd, chunk, 0, chunk.length, null)
       left -= got
       return got === 0 ? undefined : chunk.subarray(0, got)

@@ -1,10 +1,11 @@
 /**
- * A FIFO of bytes, copied in on `push` and handed out in order by `shift`, kept in fixed-size
- * segments that are reused once read. Whoever pushes may reuse its buffer at once, and a long
+ * A FIFO of bytes, copied in on `push` and handed out in order by `shift`, kept in segments (up
+ * to a fixed size) that are reused once read. Whoever pushes may reuse its buffer at once, and a long
  * stream through a bounded queue allocates nothing after its first segments: on this machine's VM,
  * memory never touched before costs 0.6–1.3 GB/s to fault in, more than hashing it.
  */
 const DEFAULT_SEGMENT = 1024 * 1024
+const MIN_NEW_SEGMENT = 64 * 1024
 
 export class ByteQueue {
   readonly #segmentSize: number
@@ -29,7 +30,9 @@ export class ByteQueue {
     while (at < bytes.length) {
       let last = this.#segments[this.#segments.length - 1]
       if (last === undefined || this.#tail === last.length) {
-        last = this.#spare.pop() ?? new Uint8Array(this.#segmentSize)
+        // No bigger than this push needs (a small file's queue takes no full segment), nor so
+        // small that tiny pushes make a segment each.
+        last = this.#spare.pop() ?? new Uint8Array(Math.min(this.#segmentSize, Math.max(bytes.length - at, MIN_NEW_SEGMENT)))
         this.#segments.push(last)
         this.#tail = 0
       }
@@ -46,7 +49,7 @@ export class ByteQueue {
    * queue, valid only during the call).
    */
   shift (length: number, each?: (piece: Uint8Array) => void): void {
-    if (!(length >= 0 && length <= this.#length)) throw new RangeError(`cannot shift ${length} of ${this.#length} bytes`)
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.#length) throw new RangeError(`cannot shift ${length} of ${this.#length} bytes`)
     this.#length -= length
     while (length > 0) {
       const first = this.#segments[0] as Uint8Array
