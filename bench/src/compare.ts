@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import type { Link } from './proxy.js'
 import { type Scenario, type Sizes } from './scenarios.js'
 import { failed, type SyncResult, type Tool } from './tools/tool.js'
 import { compareTrees, snapshot } from './verify.js'
@@ -33,8 +34,8 @@ const log = (s: string): void => { process.stderr.write(`[bench] ${s}\n`) }
 
 const slug = (name: string): string => name.replace(/[^a-z0-9]+/gi, '-')
 
-async function guarded (tool: Tool, what: string): Promise<SyncResult> {
-  try { return await tool.sync() } catch (err) { return failed(tool.name, `${what}: ${(err as Error).message}`) }
+async function guarded (tool: Tool, what: string, link?: Link): Promise<SyncResult> {
+  try { return await tool.sync(link) } catch (err) { return failed(tool.name, `${what}: ${(err as Error).message}`) }
 }
 
 /**
@@ -52,7 +53,8 @@ function quiesce (): void {
   execFileSync(process.execPath, ['-e', 'Buffer.alloc(512 * 2 ** 20).fill(1)'])
 }
 
-export async function runScenario (sc: Scenario, sizes: Sizes, work: string, makeTools: () => Tool[]): Promise<ScenarioResult> {
+/** `link`: the measured syncs (not the base ones) go over it. */
+export async function runScenario (sc: Scenario, sizes: Sizes, work: string, makeTools: () => Tool[], link?: Link): Promise<ScenarioResult> {
   const t0 = performance.now()
   const dir = join(work, sc.name)
   const src = join(dir, 'src')
@@ -86,7 +88,7 @@ export async function runScenario (sc: Scenario, sizes: Sizes, work: string, mak
   for (const tool of tools) {
     const b = base.get(tool) as SyncResult
     quiesce()
-    const r = opened.has(tool) ? await guarded(tool, 'measured sync') : b
+    const r = opened.has(tool) ? await guarded(tool, 'measured sync', link) : b
     const mismatch = await compareTrees(want, join(dir, `dest-${slug(tool.name)}`))
     if (r.error !== undefined) mismatch.unshift(`tool failed: ${r.error}`)
     if (b.error !== undefined && b !== r) mismatch.unshift(`base sync failed: ${b.error}`)

@@ -4,6 +4,7 @@
  * delta engine's speed, and a fuzz of the wire protocol in process and against a live server.
  *
  *   node bench/dist/run.js [--quick] [--reps N] [--only initial,edit,…,watch,churn,scale,engine,fuzz] [--json-out FILE] [--keep]
+ *                          [--link MBIT/RTT_MS]
  *                          [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]
  *
  * Prints Markdown on stdout (progress on stderr), writes JSON to bench/results/<timestamp>.json,
@@ -22,6 +23,7 @@ import { BENCH_DIST, useFsyncdBin } from './proc.js'
 import { freezeProduct, type Product } from './product.js'
 import type { FuzzResult } from './fuzz-common.js'
 import { fuzz } from './fuzz.js'
+import { type Link, parseLink } from './proxy.js'
 import { churnTable, fuzzTable, machine, machineLine, scaleTable, scenarioTable, watchTable } from './report.js'
 import { scale, type ScaleResult } from './scale.js'
 import { FULL, QUICK, SCENARIOS } from './scenarios.js'
@@ -50,10 +52,12 @@ interface Args {
   fuzzStrict: boolean
   /** Run one fuzz layer only: 1 in-process, 2 live. */
   fuzzLayer: number | undefined
+  /** The scenarios' measured syncs go over this link (every tool alike). */
+  link: Link | undefined
 }
 
 function parseArgs (argv: string[]): Args {
-  const args: Args = { quick: false, reps: undefined, only: undefined, jsonOut: undefined, keep: false, seed: Math.floor(Math.random() * 2 ** 31), fuzzCase: undefined, fuzzStrict: false, fuzzLayer: undefined }
+  const args: Args = { quick: false, reps: undefined, only: undefined, jsonOut: undefined, keep: false, seed: Math.floor(Math.random() * 2 ** 31), fuzzCase: undefined, fuzzStrict: false, fuzzLayer: undefined, link: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
     const value = (): string => {
@@ -70,6 +74,7 @@ function parseArgs (argv: string[]): Args {
     }
     else if (a.startsWith('--only')) args.only = value().split(',').map((s) => s.trim()).filter((s) => s !== '')
     else if (a.startsWith('--json-out')) args.jsonOut = value()
+    else if (a.startsWith('--link')) args.link = parseLink(value())
     else if (a === '--fuzz-strict') args.fuzzStrict = true
     else if (a.startsWith('--fuzz-layer')) {
       const v = value()
@@ -86,7 +91,7 @@ function parseArgs (argv: string[]): Args {
       args.fuzzCase = [Number(m[1]), Number(m[2])]
       args.only ??= ['fuzz']
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--reps N] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep] [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]\n`)
+      process.stdout.write(`usage: node bench/dist/run.js [--quick] [--reps N] [--only ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(',')}] [--json-out FILE] [--keep] [--link MBIT/RTT_MS] [--seed N] [--fuzz-case L:I] [--fuzz-layer 1|2] [--fuzz-strict]\n`)
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -153,6 +158,7 @@ async function main (): Promise<number> {
   useFsyncdBin(product.bin)
   log(`${args.quick ? 'quick' : 'full'} run in ${work}; ${machineLine(m)}`)
   log(`fsyncd at ${product.commit}${product.dirty.length > 0 ? ` + ${product.dirty.length} uncommitted changes` : ''}, frozen copy of the build in ${product.bin}`)
+  if (args.link !== undefined) log(`the scenarios' measured syncs go over a link of ${args.link.mbit} Mbit/s each way, ${args.link.rttMs} ms round trip`)
   if (rsync === undefined) log('rsync is not installed (apt-get install -y rsync): rsync rows are left out')
 
   let daemon: RsyncDaemon | undefined
@@ -173,7 +179,7 @@ async function main (): Promise<number> {
     for (const sc of SCENARIOS.filter((s) => wanted(s.name))) {
       log(`scenario ${sc.name}: ${sc.describe(sizes)}`)
       const runs: ScenarioResult[] = []
-      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs(['plain', 'z', 'fsync']), new NaiveTool()]))
+      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs(['plain', 'z', 'fsync']), new NaiveTool()], args.link))
       scenarios.push(medianRun(runs))
     }
     if (wanted('watch')) {
@@ -229,7 +235,8 @@ async function main (): Promise<number> {
   const sections = [`fsyncd bench (${args.quick ? 'quick' : 'full'}) — ${version} — ${machineLine(m)}`]
   if (scenarios.length > 0) {
     const runs = scenarios[0]?.runs ?? 1
-    sections.push(`### Bytes on the wire, one measured sync per tool${runs > 1 ? ` (each scenario run ${runs} times; the row is the tool's median run)` : ''}\n\n` + scenarioTable(scenarios))
+    const over = args.link === undefined ? '' : `, over a shaped link of ${args.link.mbit} Mbit/s and ${args.link.rttMs} ms round trip`
+    sections.push(`### Bytes on the wire, one measured sync per tool${over}${runs > 1 ? ` (each scenario run ${runs} times; the row is the tool's median run)` : ''}\n\n` + scenarioTable(scenarios))
   }
   if (watch !== undefined) sections.push('### Watch latency (close() → file at its final name on the server, content checked)\n\n' + watchTable(watch))
   if (churned !== undefined) sections.push('### Churn (watch mode under random changes, then an exact comparison)\n\n' + churnTable(churned))
@@ -240,12 +247,12 @@ async function main (): Promise<number> {
   const markdown = sections.join('\n\n')
   process.stdout.write(markdown + '\n')
 
-  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, sizes, totalMs, scenarios, watch: watch ?? null, churn: churned ?? null, scale: scaled ?? null, engine: engine ?? null, fuzz: fuzzed ?? null, failures }
+  const json = { machine: m, product: { commit: product.commit, dirty: product.dirty }, quick: args.quick, only: args.only ?? null, link: args.link ?? null, sizes, totalMs, scenarios, watch: watch ?? null, churn: churned ?? null, scale: scaled ?? null, engine: engine ?? null, fuzz: fuzzed ?? null, failures }
   const out = args.jsonOut ?? join(BENCH_DIR, 'results', `${m.date.replace(/[:.]/g, '-')}.json`)
   await mkdir(join(out, '..'), { recursive: true })
   await writeFile(out, JSON.stringify(json, null, 2) + '\n')
   log(`JSON written to ${out}`)
-  if (!args.quick && args.only === undefined) {
+  if (!args.quick && args.only === undefined && args.link === undefined) {
     if (failures.length === 0) await updateReadme(markdown)
     else log('bench/README.md left as it was: this run had correctness failures')
   }

@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { CountingProxy } from '../proxy.js'
+import { CountingProxy, type Link } from '../proxy.js'
 import { type Child, fsyncdBinPath, peakRssNow, resetPeakRss, spawnTracked, tail, waitFor } from '../proc.js'
 import type { SyncResult, Tool } from './tool.js'
 
@@ -58,10 +58,11 @@ export class FsyncdTool implements Tool {
     await this.#proxy.listen()
   }
 
-  async sync (): Promise<SyncResult> {
+  async sync (link?: Link): Promise<SyncResult> {
     const server = this.#server as FsyncdServer
     const proxy = this.#proxy as CountingProxy
     proxy.reset()
+    proxy.link = link
     const pid = server.child.proc.pid
     const reset = resetPeakRss(pid)
     const r = await pushOnce(this.#src, proxy.port, this.#state)

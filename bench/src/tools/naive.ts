@@ -12,7 +12,7 @@ import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, symlink, type
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { CountingProxy } from '../proxy.js'
+import { CountingProxy, type Link } from '../proxy.js'
 import { failed, type SyncResult, type Tool } from './tool.js'
 
 type Header =
@@ -155,9 +155,9 @@ export class NaiveTool implements Tool {
     await this.#sink.listen()
   }
 
-  async sync (): Promise<SyncResult> {
+  async sync (link?: Link): Promise<SyncResult> {
     const sink = this.#sink as NaiveSink
-    const proxy = new CountingProxy(sink.port)
+    const proxy = new CountingProxy(sink.port, link)
     await proxy.listen()
     const t0 = performance.now()
     try {

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { CountingProxy } from '../proxy.js'
+import { CountingProxy, type Link } from '../proxy.js'
 import { type Child, sleep, spawnTracked, tail } from '../proc.js'
 import type { SyncResult, Tool } from './tool.js'
 
@@ -128,8 +128,8 @@ export class RsyncTool implements Tool {
     this.daemon.addModule(this.#module, dest)
   }
 
-  async sync (): Promise<SyncResult> {
-    const proxy = new CountingProxy(this.daemon.port)
+  async sync (link?: Link): Promise<SyncResult> {
+    const proxy = new CountingProxy(this.daemon.port, link)
     try {
       const port = await proxy.listen()
       const args = ['-a', '--delete', '--no-whole-file', '--stats', ...(this.variant === 'z' ? ['-z'] : this.variant === 'fsync' ? ['--fsync'] : []), `${this.#src}/`, `rsync://127.0.0.1:${port}/${this.#module}/`]

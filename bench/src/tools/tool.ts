@@ -1,4 +1,5 @@
 /** What every compared tool offers the runner: one destination, syncs through a counting proxy. */
+import type { Link } from '../proxy.js'
 
 export interface SyncResult {
   tool: string
@@ -23,8 +24,8 @@ export interface Tool {
   readonly name: string
   /** Takes `dest` (an existing, empty folder) as the destination of `src`. */
   open: (src: string, dest: string, work: string) => Promise<void>
-  /** One sync of the current source. */
-  sync: () => Promise<SyncResult>
+  /** One sync of the current source; over `link` when given (see CountingProxy). */
+  sync: (link?: Link) => Promise<SyncResult>
   close: () => Promise<void>
 }
 
