@@ -157,3 +157,28 @@ t.test('a file a scan saw, created and removed within one batch of the watcher, 
   }
   t.ok(tested > 0, 'the case was set up (a file pushed by a scan and removed within the watcher\'s batch) in one of 3 attempts')
 })
+
+t.test('a root .fsyncignore that appears is scanned for once, not again by its recheck', async (t) => {
+  // What a scan adds is looked at again a second later (see the previous test); an ignore file
+  // marked dirty brings new rules and a rescan of its folder, the whole tree for the root's. One
+  // that is still as scanned needs neither. Renamed in whole, so the watcher reports one event.
+  const src = tempDir()
+  const dest = tempDir()
+  const staging = tempDir()
+  writeFileSync(join(src, 'a.txt'), 'a')
+  const server = await startServer(dest)
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug'])
+  t.teardown(async () => {
+    client.proc.kill('SIGKILL')
+    await server.stop()
+  })
+  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  await new Promise((resolve) => setTimeout(resolve, 700)) // the initial scan's own rechecks are done
+  const fullScans = (): number => client.stderr().split('\n').filter((l) => l.includes('"msg":"scanning"') && l.includes('"scope":[""]')).length
+  const before = fullScans()
+  writeFileSync(join(staging, '.fsyncignore'), '*.bak\n')
+  renameSync(join(staging, '.fsyncignore'), join(src, '.fsyncignore'))
+  await waitFor(() => existsSync(join(dest, '.fsyncignore')) || undefined, 10_000, () => 'the ignore file never reached the server')
+  await new Promise((resolve) => setTimeout(resolve, 2500)) // past its recheck (1 s after the scan)
+  t.equal(fullScans() - before, 1, 'one full scan for the new rules')
+})

@@ -12,7 +12,7 @@ import { lstat, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
-import { LocalTree, loadManifest, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
+import { LocalTree, loadManifest, mtimeOf, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
@@ -445,11 +445,23 @@ export class PushClient {
     const timer = setTimeout(() => {
       this.#rechecks.delete(timer)
       // One the manifest no longer holds was seen gone by a scan since: its removal is on its way.
-      const present = topmost.filter((p) => this.#tree.manifest.has(p))
-      if (present.length > 0) this.#markDirty(present)
+      // An ignore file still as scanned is left alone: marked dirty, it would bring new rules and
+      // a rescan of its folder (the whole tree for the root's).
+      void Promise.all(topmost.map(async (p) => this.#tree.manifest.has(p) && !await this.#unchangedIgnoreFile(p))).then((keep) => {
+        const present = topmost.filter((_, i) => keep[i])
+        if (present.length > 0 && !this.#closed) this.#markDirty(present)
+      })
     }, RECHECK_MS)
     timer.unref()
     this.#rechecks.add(timer)
+  }
+
+  /** Whether `p` is an ignore file that is still the size and mtime the manifest holds. */
+  async #unchangedIgnoreFile (p: string): Promise<boolean> {
+    if (p !== IGNORE_FILE && !p.endsWith('/' + IGNORE_FILE)) return false
+    const entry = this.#tree.manifest.get(p)
+    const st = await lstat(this.#tree.abs(p)).catch(() => undefined)
+    return entry?.kind === 'file' && st?.isFile() === true && st.size === entry.size && mtimeOf(st) === entry.mtime
   }
 
   #schedule (): void {
@@ -488,6 +500,7 @@ export class PushClient {
     }
     this.#dirty.clear()
     this.#fullRescan = false
+    this.#log.debug({ scope: scope.slice(0, 5), scopes: scope.length }, 'scanning')
     const fresh: string[] = []
     const scan = this.#scanOptions(fresh)
     for (const p of scope) {
