@@ -13,7 +13,7 @@ import { lstatSync, renameSync, rmSync, type Stats, utimesSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
-import { type Entry, ErrorCode, FsyncdError, isTempPath, type Manifest, parentOf, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
+import { type Entry, ErrorCode, FsyncdError, isTempPath, isWithin, type Manifest, parentOf, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
 import { type ContentResolver, IncomingFile } from './incoming-file.js'
@@ -182,10 +182,20 @@ export class Store {
       await this.#installQueued()
       await this.#checkParents(from)
       if (await lstatOrUndefined(this.abs(from)) === undefined) throw new FsyncdError(ErrorCode.MISSING, `nothing to move at ${from}`)
+      if (from === to) return
+      // Refused before anything changes: removing what is at `to` would remove `from` with it
+      // (or `from` would go inside itself).
+      if (isWithin(to, from) || isWithin(from, to)) throw new FsyncdError(ErrorCode.BAD_PATH, `cannot move ${from} to ${to}: one holds the other`)
       await this.#prepareParent(to)
       const existing = await lstatOrUndefined(this.abs(to))
       if (existing?.isDirectory() === true) await this.#removeAt(to)
       renameSync(this.abs(from), this.abs(to))
+      // Folders inside `from` with entries still to make durable are inside `to` now.
+      for (const dir of [...this.#dirty]) {
+        if (!isWithin(dir, from)) continue
+        this.#dirty.delete(dir)
+        this.#dirty.add(to + dir.slice(from.length))
+      }
       this.#dirty.add(parentOf(from))
       this.#dirty.add(parentOf(to))
       this.#safeDirs = new Set([''])
@@ -378,15 +388,25 @@ export class Store {
       await this.#installQueued()
       crashPoint('before-dir-fsync')
       const dirs = [...this.#dirty]
-      this.#dirty.clear()
       for (const dir of dirs) {
-        const fh = await open(this.abs(dir), 'r').catch(() => undefined)
-        if (fh === undefined) continue // removed since: its parent is in the set too
+        let fh
+        try {
+          fh = await open(this.abs(dir), 'r')
+        } catch (err) {
+          // Removed since: its parent is in the set too. Any other failure (EMFILE, EACCES)
+          // fails the flush, and nothing it covers is acknowledged.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+            this.#dirty.delete(dir)
+            continue
+          }
+          throw new FsyncdError(ErrorCode.IO, `cannot open folder ${dir === '' ? '.' : dir} to make it durable: ${(err as Error).message}`)
+        }
         try {
           await fh.sync()
         } finally {
           await fh.close()
         }
+        this.#dirty.delete(dir) // only once durable: a failed flush leaves the rest for the next
       }
       for (const dir of dirs) {
         const e = dir === '' ? undefined : this.manifest.get(dir)

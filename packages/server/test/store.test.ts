@@ -32,3 +32,24 @@ t.test('a start sweeps the temp files a crash left beside their final names, and
   t.equal(statSync(join(dest, 'a')).mtimeMs, 1e12, 'the folder\'s mtime, which the sweep moved, is put back')
   t.same([...store.manifest.entries()].map(([p]) => p).sort(), ['a', 'a/keep.txt', 'b'], 'nothing so named is in the index')
 })
+
+t.test('a move onto itself changes nothing; one where a side holds the other is refused before anything changes', async (t) => {
+  const dest = mkdtempSync(join(tmpdir(), 'fsyncd-store-'))
+  t.teardown(() => rmSync(dest, { recursive: true, force: true }))
+  mkdirSync(join(dest, 'a/b'), { recursive: true })
+  writeFileSync(join(dest, 'a/b/f.txt'), 'f')
+  writeFileSync(join(dest, 'x'), 'x')
+  const store = await Store.open(dest)
+  t.teardown(() => store.close())
+
+  await store.move('x', 'x')
+  await store.flush()
+  t.ok(existsSync(join(dest, 'x')), 'x → x: the file is there')
+  t.ok(store.manifest.has('x'), 'and still in the index')
+
+  await t.rejects(store.move('a/b', 'a'), { code: 'BAD_PATH' }, 'a/b → a is refused')
+  await t.rejects(store.move('a', 'a/b/c'), { code: 'BAD_PATH' }, 'a → a/b/c is refused')
+  await store.flush()
+  t.ok(existsSync(join(dest, 'a/b/f.txt')), 'and a, a/b and its file are all still there')
+  t.same([...store.manifest.entries()].map(([p]) => p).sort(), ['a', 'a/b', 'a/b/f.txt', 'x'], 'as the index says')
+})
