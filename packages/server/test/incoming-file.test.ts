@@ -1,0 +1,34 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { IncomingFile } from '../src/incoming-file.js'
+
+const openFds = (): number => readdirSync('/proc/self/fd').length
+
+t.test('an upload keeps a few bases open, however many its copies name', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsyncd-incoming-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const bases = new Map<string, string>()
+  for (let i = 0; i < 40; i++) {
+    const path = join(dir, `base-${i}`)
+    writeFileSync(path, `base ${i}\n`)
+    bases.set(Buffer.alloc(32, i).toString('hex'), path)
+  }
+  const before = openFds()
+  const file = await IncomingFile.create(join(dir, 'tmp'), async (hash) => bases.get(hash.toString('hex')), 1 << 20)
+  let expected = ''
+  for (let i = 0; i < 40; i++) {
+    await file.copy(Buffer.alloc(32, i), 0, 2) // "ba" of each base, then of the first again
+    expected += 'ba'
+    if (i % 10 === 9) {
+      await file.copy(Buffer.alloc(32, 0), 5, 1)
+      expected += '0'
+    }
+  }
+  const during = openFds() - before
+  t.ok(during <= 1 + 8, `${during} descriptors open for the upload and its bases (at most 1 + 8)`)
+  t.equal(readFileSync(join(dir, 'tmp'), 'utf8'), expected, 'every copy was appended, from the right base, a closed one opened again')
+  file.discard()
+  t.equal(openFds(), before, 'all closed when the upload is discarded')
+})
