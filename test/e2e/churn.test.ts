@@ -10,7 +10,7 @@
  */
 import t from 'tap'
 import { Prng, churnStep } from '@fsyncd/testkit'
-import { diffTrees, run, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
+import { diffTrees, startWatching, tempDir, waitFor } from '../helpers/fsyncd.js'
 
 const CHURN_MS = 5000
 
@@ -20,13 +20,7 @@ t.test('watch mode converges after seconds of random churn', async (t) => {
   const seed = Number(process.env.CHURN_SEED ?? 20261124)
   const r = new Prng(seed)
   for (let i = 0; i < 20; i++) churnStep(src, r, i)
-  const server = await startServer(dest)
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug'])
-  t.teardown(async () => {
-    client.proc.kill('SIGKILL')
-    await server.stop()
-  })
-  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  const { client } = await startWatching(t, src, dest)
 
   const end = performance.now() + CHURN_MS
   let n = 20

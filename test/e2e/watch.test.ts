@@ -5,23 +5,17 @@
 import t from 'tap'
 import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { diffTrees, run, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
+import { diffTrees, run, seededBytes, startServer, startWatching, tempDir, waitFor } from '../helpers/fsyncd.js'
 
 t.test('watch mode pushes every change', async (t) => {
   const src = tempDir()
   const dest = tempDir()
   mkdirSync(join(src, 'dir'))
   writeFileSync(join(src, 'dir/a.txt'), 'a')
-  const server = await startServer(dest)
   // The watcher drops events now and then under load (@parcel/watcher says nothing when it does):
   // the periodic rescan is the product's answer, and a short one keeps this test deterministic.
   // Latency through the watcher itself is measured by bench/ (p50 ~65 ms).
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug', '--rescan-interval', '3'])
-  t.teardown(async () => {
-    client.proc.kill('SIGKILL')
-    await server.stop()
-  })
-  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  const { server, client } = await startWatching(t, src, dest, ['--rescan-interval', '3'])
 
   const converged = async (label: string): Promise<void> => {
     let last: string[] = []
@@ -110,13 +104,7 @@ t.test('a file a scan saw, created and removed within one batch of the watcher, 
   const src = tempDir()
   const dest = tempDir()
   writeFileSync(join(src, 'noise.txt'), 'noise')
-  const server = await startServer(dest)
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug', '--debounce', '100'])
-  t.teardown(async () => {
-    client.proc.kill('SIGKILL')
-    await server.stop()
-  })
-  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  await startWatching(t, src, dest, ['--debounce', '100'])
   const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
   const converged = async (): Promise<boolean> => await waitFor(() => { try { return diffTrees(src, dest).length === 0 || undefined } catch { return undefined } }, 10_000)
     .then(() => true, () => false)
@@ -166,13 +154,7 @@ t.test('a root .fsyncignore that appears is scanned for once, not again by its r
   const dest = tempDir()
   const staging = tempDir()
   writeFileSync(join(src, 'a.txt'), 'a')
-  const server = await startServer(dest)
-  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug'])
-  t.teardown(async () => {
-    client.proc.kill('SIGKILL')
-    await server.stop()
-  })
-  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  const { client } = await startWatching(t, src, dest)
   await new Promise((resolve) => setTimeout(resolve, 700)) // the initial scan's own rechecks are done
   const fullScans = (): number => client.stderr().split('\n').filter((l) => l.includes('"msg":"scanning"') && l.includes('"scope":[""]')).length
   const before = fullScans()

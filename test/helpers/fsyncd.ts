@@ -66,6 +66,21 @@ export async function startServer (dest: string, opts: { env?: Record<string, st
   return { ...p, port, stop }
 }
 
+/**
+ * `fsyncd serve DEST` and a watching `fsyncd push SRC` (debug logs, a fresh state dir, `extra`
+ * arguments), both stopped when the test ends; resolves once the first sync is done.
+ */
+export async function startWatching (t: { teardown: (fn: () => Promise<void>) => void }, src: string, dest: string, extra: string[] = []): Promise<{ server: ServerProc, client: Proc }> {
+  const server = await startServer(dest)
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--log-level', 'debug', ...extra])
+  t.teardown(async () => {
+    client.proc.kill('SIGKILL')
+    await server.stop()
+  })
+  await waitFor(() => client.stdout().includes('in sync'), 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  return { server, client }
+}
+
 export interface PushResult { code: number | null, stdout: string, stderr: string, summary: Record<string, unknown> | undefined }
 
 /** Runs `fsyncd push SRC 127.0.0.1:PORT --once --json` to completion. */
