@@ -393,9 +393,11 @@ export class Store {
         try {
           fh = await open(this.abs(dir), 'r')
         } catch (err) {
-          // Removed since: its parent is in the set too. Any other failure (EMFILE, EACCES)
-          // fails the flush, and nothing it covers is acknowledged.
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+          // Removed or replaced (by a file, a symlink) since: its parent is in the set too. A
+          // folder still there that cannot be opened (EMFILE) fails the flush, and nothing it
+          // covers is acknowledged; it stays in the set for the next one.
+          // (Under a folder replaced by a symlink, even lstat fails: ELOOP, ENOTDIR.)
+          if ((await lstat(this.abs(dir)).catch(() => undefined))?.isDirectory() !== true) {
             this.#dirty.delete(dir)
             continue
           }
