@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
 import { LocalTree, loadManifest, mtimeOf, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
-import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js'
+import { IgnoreRules, isIgnoreFile } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
 import { readSyncMark, type SyncMark, writeSyncMark } from './sync-mark.js'
@@ -411,7 +411,7 @@ export class PushClient {
     for (const p of paths) {
       if (p === '') this.#fullRescan = true
       else this.#dirty.add(p)
-      if (p === IGNORE_FILE || p.endsWith('/' + IGNORE_FILE)) {
+      if (isIgnoreFile(p)) {
         // Other rules below this folder now: forget the old ones and look at the folder again.
         const dir = parentOf(p)
         this.#rules.invalidate(dir)
@@ -458,7 +458,7 @@ export class PushClient {
 
   /** Whether `p` is an ignore file that is still the size and mtime the manifest holds. */
   async #unchangedIgnoreFile (p: string): Promise<boolean> {
-    if (p !== IGNORE_FILE && !p.endsWith('/' + IGNORE_FILE)) return false
+    if (!isIgnoreFile(p)) return false
     const entry = this.#tree.manifest.get(p)
     const st = await lstat(this.#tree.abs(p)).catch(() => undefined)
     return entry?.kind === 'file' && st?.isFile() === true && st.size === entry.size && mtimeOf(st) === entry.mtime

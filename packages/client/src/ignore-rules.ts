@@ -11,6 +11,9 @@ import { isTempPath, isWithin, parentOf, STATE_DIR } from '@fsyncd/protocol'
 
 export const IGNORE_FILE = '.fsyncignore'
 
+/** Whether `path` (relative to the root) is an ignore file, in the root or in a folder. */
+export const isIgnoreFile = (path: string): boolean => path === IGNORE_FILE || path.endsWith('/' + IGNORE_FILE)
+
 /** vim swap files and its write test file (4913), emacs backups and locks, atomic-save temps. */
 export const DEFAULT_IGNORES = ['*.swp', '*.swo', '*.swx', '*~', '.#*', '4913', '*.tmp']
 
