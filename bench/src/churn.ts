@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { churnStep, Prng } from '@fsyncd/testkit'
-import { fsyncdBinPath, sleep, spawnTracked, waitFor, type Child } from './proc.js'
+import { sleep, spawnFsyncd, waitFor, type Child } from './proc.js'
 import { startServer } from './tools/fsyncd.js'
 import { compareTrees } from './verify.js'
 
@@ -40,7 +40,7 @@ export async function churn (work: string, runs: number, seconds: number, firstS
     const r = new Prng(seed)
     for (let n = 0; n < 50; n++) churnStep(src, r, n)
     const server = await startServer(dest)
-    const watch = (): Child => spawnTracked(process.execPath, [fsyncdBinPath(), 'push', src, `127.0.0.1:${server.port}`, '--json', '--state-dir', state, '--log-level', 'warn'], { node: true, env: { FSYNCD_TOKEN: undefined } })
+    const watch = (): Child => spawnFsyncd(['push', src, `127.0.0.1:${server.port}`, '--json', '--state-dir', state, '--log-level', 'warn'], { env: { FSYNCD_TOKEN: undefined } })
     let client = watch()
     let changes = 50
     let convergedMs: number | undefined

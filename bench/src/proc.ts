@@ -1,7 +1,7 @@
 /**
  * Child processes with their output collected and their peak RSS measured.
  *
- * Peak RSS method: Node children get `--require rss-probe.cjs`, which writes VmHWM from
+ * Peak RSS method: Node children get `--require rss-probe.cjs` (in NODE_OPTIONS), which writes VmHWM from
  * /proc/self/status when the process exits (exact peak). Every child is also polled every 20 ms
  * (VmHWM is a high-water mark, so polling only misses growth in the last 20 ms); the probe's
  * figure is used when present, else the last poll. A long-lived server is measured per sync
@@ -20,6 +20,11 @@ let fsyncdBin = join(REPO, 'packages', 'cli', 'bin', 'fsyncd.js')
 /** The CLI the bench runs: the repository's build, or the frozen copy set by useFsyncdBin. */
 export function fsyncdBinPath (): string { return fsyncdBin }
 export function useFsyncdBin (path: string): void { fsyncdBin = path }
+
+/** Runs the CLI as users do: the launcher as a program (its first line is a shell's). */
+export function spawnFsyncd (args: string[], opts: { env?: Record<string, string | undefined> } = {}): Child {
+  return spawnTracked(fsyncdBinPath(), args, { ...opts, node: true })
+}
 
 /** The last lines of a child's stderr on one line, for an error message. */
 export function tail (text: string, chars = 600): string {
@@ -63,9 +68,9 @@ function hwmKiB (pid: number): number | undefined {
 
 export function spawnTracked (cmd: string, args: string[], opts: { env?: Record<string, string | undefined>, node?: boolean, cwd?: string } = {}): Child {
   const rssFile = opts.node === true ? join(tmpdir(), `fsyncd-bench-rss-${process.pid}-${probeFiles++}`) : undefined
-  const argv = opts.node === true ? ['--require', PROBE, ...args] : args
-  const proc = spawn(cmd, argv, {
-    env: { ...process.env, ...opts.env, ...(rssFile === undefined ? {} : { FSYNCD_BENCH_RSS_FILE: rssFile }) },
+  const probe = rssFile === undefined ? {} : { FSYNCD_BENCH_RSS_FILE: rssFile, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require "${PROBE}"`.trim() }
+  const proc = spawn(cmd, args, {
+    env: { ...process.env, ...opts.env, ...probe },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: opts.cwd,
   })

@@ -1,5 +1,5 @@
 /**
- * Preloaded into the fsyncd child processes (`node --require <this> bin/fsyncd.js …`): when the
+ * Preloaded into the fsyncd child processes (`NODE_OPTIONS=--require <this>`): when the
  * process exits it writes its peak resident set (VmHWM of /proc/self/status, in KiB) to the file
  * named by FSYNCD_BENCH_RSS_FILE. The 'exit' event also fires on process.exit(), which the CLI calls.
  * CommonJS, preloaded with --require: an ES module preloaded with --import starts libuv's thread

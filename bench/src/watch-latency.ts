@@ -10,7 +10,7 @@ import { mkdir, open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { between, put, rng, text } from './data.js'
-import { fsyncdBinPath, sleep, spawnTracked, waitFor } from './proc.js'
+import { sleep, spawnFsyncd, waitFor } from './proc.js'
 import { startServer } from './tools/fsyncd.js'
 import { compareTrees } from './verify.js'
 
@@ -39,7 +39,7 @@ export async function watchLatency (work: string, saves: number): Promise<WatchR
   await mkdir(dest, { recursive: true })
   for (let i = 0; i < 20; i++) await put(join(src, 'notes', `note-${i}.txt`), text(900 + i, 2000))
   const server = await startServer(dest)
-  const client = spawnTracked(process.execPath, [fsyncdBinPath(), 'push', src, `127.0.0.1:${server.port}`, '--json', '--state-dir', join(dir, 'state'), '--log-level', 'warn'], { node: true, env: { FSYNCD_TOKEN: undefined } })
+  const client = spawnFsyncd(['push', src, `127.0.0.1:${server.port}`, '--json', '--state-dir', join(dir, 'state'), '--log-level', 'warn'], { env: { FSYNCD_TOKEN: undefined } })
   const latencies: number[] = []
   let missed = 0
   try {

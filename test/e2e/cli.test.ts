@@ -71,3 +71,17 @@ t.test('the launcher gives libuv 16 threads unless the environment sets the numb
   }
   t.equal(await serve([]) - await serve(['UV_THREADPOOL_SIZE=4']), 12, 'the same process with 16 pool threads, not 4')
 })
+
+t.test('run as a program, the launcher starts Node without NODE_EXTRA_CA_CERTS', async (t) => {
+  // Node reads that file when it starts, and warns when it cannot: the warning tells who read it.
+  const version = async (cmd: string, args: string[]): Promise<string> => {
+    const p = spawn(cmd, [...args, '--version'], { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(tempDir(), 'no-such-certs.pem') }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    p.stderr.on('data', (d: Buffer) => { err += d.toString() })
+    const [code] = await once(p, 'close') as [number | null]
+    t.equal(code, 0, `${cmd} --version`)
+    return err
+  }
+  t.match(await version(process.execPath, [BIN]), /extra certs/, 'node fsyncd.js: Node reads the variable (the check can fail)')
+  t.notMatch(await version(BIN, []), /extra certs/, 'fsyncd: it does not')
+})

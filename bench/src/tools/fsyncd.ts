@@ -8,13 +8,13 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { CountingProxy, type Link } from '../proxy.js'
-import { type Child, fsyncdBinPath, peakRssNow, resetPeakRss, spawnTracked, tail, waitFor } from '../proc.js'
+import { type Child, peakRssNow, resetPeakRss, spawnFsyncd, tail, waitFor } from '../proc.js'
 import type { SyncResult, Tool } from './tool.js'
 
 export interface FsyncdServer { child: Child, port: number, stop: () => Promise<number | undefined> }
 
 export async function startServer (dest: string): Promise<FsyncdServer> {
-  const child = spawnTracked(process.execPath, [fsyncdBinPath(), 'serve', dest, '--port', '0', '--json', '--log-level', 'warn'], { node: true, env: { FSYNCD_TOKEN: undefined } })
+  const child = spawnFsyncd(['serve', dest, '--port', '0', '--json', '--log-level', 'warn'], { env: { FSYNCD_TOKEN: undefined } })
   const port = await waitFor(() => {
     const line = child.stdout().split('\n').find((l) => l.includes('"listening"'))
     return line === undefined ? undefined : (JSON.parse(line) as { port: number }).port
@@ -34,7 +34,7 @@ export interface PushOnce { code: number | null, wallMs: number, summary: Record
 
 export async function pushOnce (src: string, port: number, stateDir: string): Promise<PushOnce> {
   const t0 = performance.now()
-  const child = spawnTracked(process.execPath, [fsyncdBinPath(), 'push', src, `127.0.0.1:${port}`, '--once', '--json', '--state-dir', stateDir, '--log-level', 'warn'], { node: true, env: { FSYNCD_TOKEN: undefined } })
+  const child = spawnFsyncd(['push', src, `127.0.0.1:${port}`, '--once', '--json', '--state-dir', stateDir, '--log-level', 'warn'], { env: { FSYNCD_TOKEN: undefined } })
   const code = await child.exited
   const wallMs = performance.now() - t0
   let summary: Record<string, unknown> | undefined
