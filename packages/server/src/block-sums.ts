@@ -13,7 +13,7 @@
  * (a new machine, a lost state folder) asks for the old versions of the files it is about to send.
  */
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, unlinkSync } from 'node:fs'
+import { constants, mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BlockIndex, createStrongHasher, type StrongHasher } from '@fsyncd/delta'
@@ -51,7 +51,10 @@ export class BlockSums {
 
   /** Drops the sums of content the destination no longer holds. */
   prune (holds: (hash: Buffer) => boolean): void {
-    for (const name of readdirSync(this.#dir)) {
+    let names: string[]
+    // Called from a timer: a failure to list (EMFILE) must not end the server. The next prune does it.
+    try { names = readdirSync(this.#dir) } catch { return }
+    for (const name of names) {
       const m = NAME.exec(name)
       if (m !== null && holds(Buffer.from(m[1] as string, 'hex'))) continue
       try { unlinkSync(join(this.#dir, name)) } catch {}
@@ -146,11 +149,13 @@ async function compute (path: string, hash: Buffer, blockSize: number, interrupt
   const sha = createHash('sha256')
   const index = new BlockIndex(blockSize)
   const writer = index.addFile(0, await hasher)
-  const fh = await open(path, 'r').catch(() => undefined)
+  // Not through a symlink, nor blocking on a FIFO, that something outside fsyncd put in its place.
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined)
   if (fh === undefined) return undefined
   try {
+    const st = await fh.stat()
     // Sums that could not be sent are not computed (12 bytes a block, in memory twice).
-    if (Math.ceil((await fh.stat()).size / blockSize) * 12 > MAX_SIG_BYTES) return undefined
+    if (!st.isFile() || Math.ceil(st.size / blockSize) * 12 > MAX_SIG_BYTES) return undefined
     const buf = Buffer.allocUnsafe(1024 * 1024)
     for (;;) {
       if (interrupted()) return INTERRUPTED

@@ -8,7 +8,7 @@
  * files is made of little else. Only fsync, which waits on the disk, stays asynchronous.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { close, closeSync, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, open, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs'
+import { close, closeSync, constants, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, open, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
 
@@ -196,14 +196,8 @@ export class IncomingFile {
       return b
     }
     const path = await this.#resolve(hash)
-    if (path === undefined) throw new FsyncdError(ErrorCode.MISSING, `no base ${key.slice(0, 16)}… on the server`)
-    const fd = openSync(path, 'r')
-    try {
-      b = { fd, size: fstatSync(fd).size }
-    } catch (err) {
-      closeSync(fd)
-      throw err
-    }
+    if (path === undefined) throw noBase(key)
+    b = openBase(path, key)
     // Copies of one upload run one after another, so the one closed is not being read.
     if (this.#bases.size >= MAX_OPEN_BASES) {
       const [oldest, open] = this.#bases.entries().next().value as [string, { fd: number }]
@@ -212,5 +206,31 @@ export class IncomingFile {
     }
     this.#bases.set(key, b)
     return b
+  }
+}
+
+const noBase = (key: string): FsyncdError => new FsyncdError(ErrorCode.MISSING, `no base ${key.slice(0, 16)}… on the server`)
+
+/**
+ * Opens the file the index says holds content `key`, as a regular file only: something outside
+ * fsyncd may have put a symlink (it is not followed) or a FIFO (it would block) in its place.
+ * Such a base is missing, as a removed one is: the client then sends the content itself.
+ */
+function openBase (path: string, key: string): { fd: number, size: number } {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ELOOP' || code === 'ENOENT' || code === 'ENOTDIR') throw noBase(key)
+    throw err
+  }
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw noBase(key)
+    return { fd, size: st.size }
+  } catch (err) {
+    closeSync(fd)
+    throw err
   }
 }

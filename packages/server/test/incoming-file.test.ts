@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -31,4 +32,20 @@ t.test('an upload keeps a few bases open, however many its copies name', async (
   t.equal(readFileSync(join(dir, 'tmp'), 'utf8'), expected, 'every copy was appended, from the right base, a closed one opened again')
   file.discard()
   t.equal(openFds(), before, 'all closed when the upload is discarded')
+})
+
+t.test('a base replaced by a symlink or a FIFO is missing: not followed, not waited on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsyncd-incoming-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'outside'), 'secret outside the tree\n')
+  symlinkSync(join(dir, 'outside'), join(dir, 'link'))
+  execFileSync('mkfifo', [join(dir, 'fifo')])
+  const bases = new Map([[Buffer.alloc(32, 1).toString('hex'), join(dir, 'link')], [Buffer.alloc(32, 2).toString('hex'), join(dir, 'fifo')]])
+  const before = openFds()
+  const file = await IncomingFile.create(join(dir, 'tmp'), async (hash) => bases.get(hash.toString('hex')), 1 << 20)
+  await t.rejects(file.copy(Buffer.alloc(32, 1), 0, 6), { code: 'MISSING' }, 'a symlink')
+  await t.rejects(file.copy(Buffer.alloc(32, 2), 0, 6), { code: 'MISSING' }, 'a FIFO (an open that waits for a writer would hang here)')
+  t.equal(readFileSync(join(dir, 'tmp'), 'utf8'), '', 'nothing was copied')
+  file.discard()
+  t.equal(openFds(), before, 'nothing left open')
 })
