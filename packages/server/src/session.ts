@@ -215,8 +215,10 @@ export class Session {
       })
       case 'end': return await this.#endUpload(msg.id, msg.hash)
       case 'abort': {
+        // An id not open is not an error: the server may have nacked it while the abort was on its way.
         const u = this.#uploads.get(msg.id)
         this.#uploads.delete(msg.id)
+        this.#records.delete(msg.id) // never acked: its history record would stay for the session
         u?.file?.discard()
         return
       }
