@@ -9,10 +9,11 @@
  * CI-sized fuzz); the bench keeps its own copies because it builds from src/ only.
  */
 import { createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { brotliCompressSync, constants as zlib, deflateRawSync } from 'node:zlib'
 import {
   ErrorCode, HASH_BYTES, MAX_COPY_LENGTH, MAX_ENTRIES_PER_MESSAGE, MAX_FILES_PER_BATCH, MAX_FRAME, MAX_IDS_PER_ACK,
-  MAX_PARTIALS, MAX_RANGES_PER_COPY, type Message, type MessageType, NONCE_BYTES, type PartialUpload, PRE_AUTH_MAX_FRAME, type SmallFile, type WireEntry,
+  MAX_PARTIALS, MAX_RANGES_PER_COPY, type Message, type MessageType, NONCE_BYTES, type PartialUpload, PRE_AUTH_MAX_FRAME, PROTOCOL_VERSION, type SmallFile, type WireEntry,
 } from '@fsyncd/protocol'
 import { Int64, pack, Pairs, Prng, Raw, splitAt } from '@fsyncd/testkit'
 
@@ -118,9 +119,13 @@ function content (r: Prng, max: number): Buffer {
   return r.chance(0.5) ? Buffer.from('fsyncd fuzz '.repeat(Math.ceil(n / 12)).slice(0, n)) : r.bytes(n)
 }
 
-export function compress (z: 0 | 1 | 2, b: Buffer): Buffer {
+/** zstd's encoder, synchronous (the protocol package's `compress` is asynchronous). */
+const zstd = new (createRequire(import.meta.url)('@toondepauw/node-zstd') as { Encoder: new (level: number) => { encodeSync: (b: Buffer) => Buffer } }).Encoder(1)
+
+export function compress (z: 0 | 1 | 2 | 3, b: Buffer): Buffer {
   if (z === 0) return b
   if (z === 1) return deflateRawSync(b, { level: 1 })
+  if (z === 3) return zstd.encodeSync(b)
   return brotliCompressSync(b, { params: { [zlib.BROTLI_PARAM_QUALITY]: 2 } })
 }
 
@@ -135,12 +140,12 @@ function wireEntry (r: Prng, ctx: GenContext): WireEntry {
 /** A random valid message of type `t` (and the payload it travels with). */
 export function sampleOf (r: Prng, t: MessageType, ctx: GenContext): Sample {
   const none = Buffer.alloc(0)
-  const z = r.below(3) as 0 | 1 | 2
+  const z = r.below(4) as 0 | 1 | 2 | 3
   switch (t) {
-    case 'hello': return { msg: { t, version: r.chance(0.9) ? 1 : r.pick([0, 2, 0xffff]), nonce: r.bytes(NONCE_BYTES) }, payload: none }
+    case 'hello': return { msg: { t, version: r.chance(0.9) ? PROTOCOL_VERSION : r.pick([0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, 0xffff]), nonce: r.bytes(NONCE_BYTES) }, payload: none }
     case 'challenge': {
       const auth = r.chance(0.5) ? 'hmac' : 'none'
-      return { msg: { t, version: 1, nonce: r.bytes(NONCE_BYTES), auth, proof: auth === 'none' ? null : r.bytes(HASH_BYTES) }, payload: none }
+      return { msg: { t, version: PROTOCOL_VERSION, nonce: r.bytes(NONCE_BYTES), auth, proof: auth === 'none' ? null : r.bytes(HASH_BYTES) }, payload: none }
     }
     case 'auth': return { msg: { t, proof: r.chance(0.7) ? null : r.bytes(HASH_BYTES) }, payload: none }
     case 'ready': {

@@ -142,7 +142,7 @@ function opScript (r: Prng, ctx: LiveContext, n: number): Sample[] {
         }
         for (let j = r.between(kind === 'copy-upload' ? 0 : 1, 3); j > 0; j--) {
           const piece = r.chance(0.5) ? Buffer.from(text(r.u32(), r.below(5000))) : binary(r.u32(), r.below(5000))
-          const z = r.below(3) as 0 | 1 | 2
+          const z = r.below(4) as 0 | 1 | 2 | 3
           pieces.push(piece)
           frames.push({ msg: { t: 'data', id: fid, z }, payload: compress(z, piece) })
         }
@@ -208,7 +208,7 @@ function oracle (P: Protocol, stream: Buffer, preAuth: boolean): { refuse: boole
   if (!preAuth) {
     return { refuse: broken || messages.some((m) => !CLIENT_OPS.has(m.t)), messages }
   }
-  // hello (version 1), then auth, each within the 1 KiB pre-auth limit: anything else ends the
+  // hello (this version), then auth, each within the 1 KiB pre-auth limit: anything else ends the
   // handshake with an error; past the handshake, state decides, not the schema.
   const d = new P.FrameDecoder(PRE_AUTH_MAX_FRAME)
   let frames: Array<{ header: Buffer }>
@@ -224,7 +224,7 @@ function oracle (P: Protocol, stream: Buffer, preAuth: boolean): { refuse: boole
     } catch {
       return { refuse: true, messages }
     }
-    if (i === 0 && (m.t !== 'hello' || m.version !== 1)) return { refuse: true, messages }
+    if (i === 0 && (m.t !== 'hello' || m.version !== P.PROTOCOL_VERSION)) return { refuse: true, messages }
     if (i === 1) return { refuse: m.t !== 'auth', messages }
   }
   return { refuse: d.error !== undefined, messages }

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { deflateRawSync, brotliCompressSync } from 'node:zlib'
-import { clientHandshake, type Connection, encodeFramePrefix, encodeMessage, MAX_FRAME, type Message } from '@fsyncd/protocol'
+import { clientHandshake, compress, type Connection, encodeFramePrefix, encodeMessage, MAX_FRAME, type Message, PROTOCOL_VERSION } from '@fsyncd/protocol'
 import { diffTrees, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
 import { closedAfter, fdsUnder, openRaw, openSession, pushBounded, sleep, tempFiles } from '../helpers/faults.js'
 
@@ -71,7 +71,7 @@ t.test('slow-loris connections are closed by the pre-auth deadline while others 
   const trickle = await openRaw(server.port)
   const silentError = errorOf(silent)
   const trickleError = errorOf(trickle)
-  const hello = frame({ t: 'hello', version: 1, nonce: Buffer.alloc(32, 7) })
+  const hello = frame({ t: 'hello', version: PROTOCOL_VERSION, nonce: Buffer.alloc(32, 7) })
   let sent = 0
   const dripper = setInterval(() => {
     if (sent < hello.length && !trickle.socket.destroyed) trickle.socket.write(hello.subarray(sent, ++sent))
@@ -154,20 +154,21 @@ t.test('oversize frames after authentication close that connection only', async 
 
   // Compressed bombs: a small data frame that inflates past 8 MiB, a files batch past its sizes.
   const zeros = Buffer.alloc(9 * 1024 * 1024)
-  for (const [z, packed] of [[1, deflateRawSync(zeros)], [2, brotliCompressSync(zeros)]] as const) {
+  const codecs = ['', 'deflate', 'brotli', 'zstd']
+  for (const [z, packed] of [[1, deflateRawSync(zeros)], [2, brotliCompressSync(zeros)], [3, Buffer.from(await compress(3, zeros))]] as const) {
     const conn = await openSession(server.port)
     conn.socket.write(Buffer.concat([
       frame({ t: 'file', id: 5, path: `bomb-${z}.bin`, size: zeros.length, mode: 0o644, mtime, hash: createHash('sha256').update(zeros).digest(), have: false }),
       frame({ t: 'data', id: 5, z }, packed),
     ]))
-    t.equal(await errorOf(conn), 'MALFORMED', `a ${packed.length}-byte ${z === 1 ? 'deflate' : 'brotli'} chunk inflating past 8 MiB is refused`)
+    t.equal(await errorOf(conn), 'MALFORMED', `a ${packed.length}-byte ${codecs[z] as string} chunk inflating past 8 MiB is refused`)
     t.notOk(existsSync(join(dest, `bomb-${z}.bin`)), 'nothing at its final name')
   }
-  {
+  for (const [z, packed] of [[2, brotliCompressSync(zeros)], [3, Buffer.from(await compress(3, zeros))]] as const) {
     const conn = await openSession(server.port)
     const content = Buffer.from('tiny')
-    conn.socket.write(frame({ t: 'files', z: 2, files: [[9, 'tiny.txt', content.length, 0o644, mtime, createHash('sha256').update(content).digest()]] }, brotliCompressSync(zeros)))
-    t.equal(await errorOf(conn), 'MALFORMED', 'a files batch inflating past the sizes it announces is refused')
+    conn.socket.write(frame({ t: 'files', z, files: [[9, 'tiny.txt', content.length, 0o644, mtime, createHash('sha256').update(content).digest()]] }, packed))
+    t.equal(await errorOf(conn), 'MALFORMED', `a ${codecs[z] as string} files batch inflating past the sizes it announces is refused`)
     t.notOk(existsSync(join(dest, 'tiny.txt')), 'nothing at its final name')
   }
 

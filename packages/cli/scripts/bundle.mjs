@@ -4,8 +4,8 @@
  *
  * Why: Node 20 has no compile cache, and resolving, reading and compiling ~200 ES modules took
  * ~120 ms of every run, as long as rsync's whole sync of a small change. One file loads in a
- * fraction of that. Left outside, loaded from node_modules as usual: @parcel/watcher (native)
- * and pino-pretty (a terminal's logs only; pino itself is bundled, and pretty-prints in-process,
+ * fraction of that. Left outside, loaded from node_modules as usual: the native addons
+ * (@parcel/watcher, @toondepauw/node-zstd) and pino-pretty (a terminal's logs only; pino itself is bundled, and pretty-prints in-process,
  * without a transport's worker thread, see src/logger.ts: its ~15 files cost 14 ms of every run).
  * Commands imported lazily by bin.js stay lazy: they become chunks beside the bundle.
  */
@@ -55,7 +55,7 @@ await build({
   platform: 'node',
   target: 'node20',
   outExtension: { '.js': '.mjs' },
-  external: ['@parcel/watcher', 'pino-pretty', 'msgpackr-extract'],
+  external: ['@parcel/watcher', '@toondepauw/node-zstd', 'pino-pretty', 'msgpackr-extract'],
   // msgpackr's native extension (msgpackr-extract) cost 10-20 ms to load in every run, for
   // unpacking ~20 % faster: 18 ms on a 100k-entry listing. Pure JS, then.
   define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },

@@ -1,33 +1,32 @@
 /**
  * Compression of literal bytes (what the server holds nowhere), off the main thread.
  *
- * Two codecs, because neither wins everywhere (256 KiB chunks, one core):
+ * Three codecs (see @fsyncd/protocol's payload-codec.ts); 20 MB of each kind of text in 256 KiB
+ * chunks, one at a time:
  *
- *   | text                          | brotli q5       | deflate 6       |
- *   | JavaScript (node_modules)     | 4.74:1  59 MB/s | 4.07:1  54 MB/s |
- *   | Debian docs                   | 6.38:1  80 MB/s | 5.65:1  78 MB/s |
- *   | word salad (the bench's text) | 3.66:1  42 MB/s | 4.01:1  21 MB/s |
+ *   | text                          | zstd 3           | brotli q5       | deflate 6       |
+ *   | JavaScript (node_modules)     | 4.84:1  295 MB/s | 5.52:1  63 MB/s | 5.03:1  51 MB/s |
+ *   | man pages                     | 3.20:1  234 MB/s | 3.45:1  45 MB/s | 3.23:1  47 MB/s |
+ *   | word salad (the bench's text) | 3.71:1  233 MB/s | 3.66:1  41 MB/s | 4.01:1  20 MB/s |
  *
- * The choice is made on a sample (the first 64 KiB): both codecs compress it and the smaller
- * wins for the whole chunk and the next 16 MiB of the file; what the sample shows shrinking by
+ * zstd (rsync's default too) goes unless another codec shrinks the sample 15 % more: the others
+ * save 7-12 % of the bytes for 5-12 times the CPU, and on two cores that CPU is the sync's (the
+ * bench's text took 1 s of it with deflate 6, 86 ms with zstd). On a link slower than the
+ * compressors the bytes would matter more: choosing by the link's measured speed is left to do.
+ *
+ * The choice is made on a sample (the first 64 KiB): the codecs compress it and the rule above
+ * picks one for the whole chunk and the next 16 MiB of the file; what the sample shows shrinking by
  * less than 10 % is sent raw until then (media, archives, encrypted data), so incompressible
- * bytes cost no compression. Trying both codecs on whole chunks, as before, cost twice the CPU for a choice
- * the sample makes as well.
+ * bytes cost no compression.
  *
  * Every call runs on libuv's thread pool: the caller keeps reading and deltifying while the
- * pool compresses (see the uploader's send chain), which on two cores nearly halves the time of
- * a sync made mostly of text.
+ * pool compresses (see the uploader's send chain).
  */
-import { promisify } from 'node:util'
-import { brotliCompress as brotliCompressCb, constants, deflateRaw as deflateRawCb } from 'node:zlib'
-import type { Compression } from '@fsyncd/protocol'
-
-const brotliCompress = promisify(brotliCompressCb)
-const deflateRaw = promisify(deflateRawCb)
+import { compress, type Compression } from '@fsyncd/protocol'
 
 /** Below this, a literal is not worth a compressor call. */
 const MIN_COMPRESS = 256
-/** The part of the data both codecs are tried on. */
+/** The part of the data the codecs are tried on. */
 const SAMPLE = 64 * 1024
 /** A file's codec is chosen again after this many bytes: its first bytes may not be like the rest. */
 const RECHOOSE_EVERY = 16 * 1024 * 1024
@@ -41,30 +40,25 @@ const RAW_ENTROPY = 7.5
 
 export interface Encoded { z: Compression, payload: Uint8Array }
 
-/**
- * Output bytes per step of the thread pool (node:zlib's default is 16 KiB). Between steps the
- * codec waits for this thread, which is busy reading and deltifying: with steps as large as
- * the data (256 KiB at most), 20 MB of text compressed 13 % faster beside a busy main thread.
- */
-const stepBytes = (data: Uint8Array): number => Math.min(Math.max(data.length, 16 * 1024), 256 * 1024)
-
-async function compress (z: 1 | 2, data: Uint8Array): Promise<Uint8Array> {
-  return z === 2
-    ? await brotliCompress(data, { chunkSize: stepBytes(data), params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: data.length } })
-    : await deflateRaw(data, { level: 6, chunkSize: stepBytes(data) })
-}
+/** Another codec goes instead of zstd only when it makes the sample this much smaller. */
+const ZSTD_UNLESS_SMALLER_BY = 0.15
 
 /** Raw unless `payload` is smaller than `data` (by 10 % when `strict`). */
 function orRaw (data: Uint8Array, z: Compression, payload: Uint8Array, strict: boolean): Encoded {
   return payload.length < (strict ? data.length * 0.9 : data.length) ? { z, payload } : { z: 0, payload: data }
 }
 
-/** The codec that shrinks `sample` most, or 0 (raw) when neither shrinks it by 10 %. */
+/** The codec for `sample` (see above), with its output. */
+async function pick (sample: Uint8Array): Promise<{ z: 1 | 2 | 3, payload: Uint8Array }> {
+  const [zstd, brotli, deflate] = await Promise.all([compress(3, sample), compress(2, sample), compress(1, sample)])
+  const other = brotli.length <= deflate.length ? { z: 2 as const, payload: brotli } : { z: 1 as const, payload: deflate }
+  return other.payload.length < zstd.length * (1 - ZSTD_UNLESS_SMALLER_BY) ? other : { z: 3, payload: zstd }
+}
+
+/** The codec for data like `sample`, or 0 (raw) when it does not shrink it by 10 %. */
 async function chooseCodec (sample: Uint8Array): Promise<Compression> {
-  const [brotli, deflate] = await Promise.all([compress(2, sample), compress(1, sample)])
-  const best = brotli.length <= deflate.length ? brotli : deflate
-  if (best.length >= sample.length * 0.9) return 0
-  return best === brotli ? 2 : 1
+  const best = await pick(sample)
+  return best.payload.length >= sample.length * 0.9 ? 0 : best.z
 }
 
 /**
@@ -74,8 +68,8 @@ async function chooseCodec (sample: Uint8Array): Promise<Compression> {
 export async function encodeOnce (data: Uint8Array): Promise<Encoded> {
   if (data.length < MIN_COMPRESS) return { z: 0, payload: data }
   if (data.length <= SAMPLE) {
-    const [brotli, deflate] = await Promise.all([compress(2, data), compress(1, data)])
-    return brotli.length <= deflate.length ? orRaw(data, 2, brotli, true) : orRaw(data, 1, deflate, true)
+    const best = await pick(data)
+    return orRaw(data, best.z, best.payload, true)
   }
   const z = await chooseCodec(data.subarray(0, SAMPLE))
   return z === 0 ? { z, payload: data } : orRaw(data, z, await compress(z, data), true)

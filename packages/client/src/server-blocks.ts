@@ -17,6 +17,11 @@ import { Packr } from 'msgpackr'
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' })
 const FORMAT_VERSION = 1
 const READ_CHUNK = 1024 * 1024
+/**
+ * Literal runs up to 1 MiB (the engine's default is 256 KiB): each is compressed alone, and zstd
+ * on the bench's 20 MB of text made 5.28 MB in 1 MiB pieces, 5.40 MB in 256 KiB ones.
+ */
+const MAX_LITERAL = 1024 * 1024
 
 /**
  * 1 KiB blocks. An edit costs about its bytes rounded up to two blocks, an insertion one block:
@@ -182,7 +187,7 @@ export class ServerBlocks {
   upload (hash: Buffer | undefined, delta: boolean): Upload {
     const pending = hash !== undefined && this.has(hash) ? undefined : this.#begin()
     // Bounded copies: the indexing pass holds the bytes a pending copy covers.
-    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher, pending === undefined ? {} : { maxCopy: INDEXING_MAX_COPY }) : undefined
+    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher, pending === undefined ? { maxLiteral: MAX_LITERAL } : { maxLiteral: MAX_LITERAL, maxCopy: INDEXING_MAX_COPY }) : undefined
     const prefix = (chunk: Uint8Array): void => pending?.writer.push(chunk)
     if (deltifier === undefined) {
       return {

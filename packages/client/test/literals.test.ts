@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import t from 'tap'
+import { type Compression, decompress } from '@fsyncd/protocol'
 import { Prng } from '@fsyncd/testkit'
 import { encodeOnce, LiteralEncoder, looksCompressible } from '../src/literals.js'
 
-const decode = (z: number, payload: Uint8Array): Buffer =>
-  z === 0 ? Buffer.from(payload) : z === 1 ? inflateRawSync(payload) : brotliDecompressSync(payload)
+const decode = (z: Compression, payload: Uint8Array): Buffer => decompress(z, Buffer.from(payload), 64 * 1024 * 1024)
 
 /** Text with some variety: words drawn from a small vocabulary, as logs and source code are. */
 function text (bytes: number, seed = 1): Buffer {
@@ -65,4 +64,17 @@ t.test('LiteralEncoder: overlapping calls each resolve with their own chunk, cod
   const out = await Promise.all(noise.map(async (c) => await rawEnc.encode(c)))
   t.same(out.map((e) => e.z), [0, 0], 'a file whose first chunk does not shrink stays raw')
   t.same(Buffer.from(out[1]!.payload), noise[1])
+})
+
+t.test('zstd goes unless another codec is 15 % smaller', async (t) => {
+  // Base64 of random bytes: 6 bits a character, which every codec gets near; zstd is the cheapest.
+  const b64 = Buffer.from(new Prng(9).bytes(300_000).toString('base64'))
+  const big = await new LiteralEncoder().encode(b64)
+  t.equal(big.z, 3, 'base64 text: zstd')
+  t.same(decode(big.z, big.payload), b64)
+  // 300 bytes of a ten-word vocabulary: brotli's output is a third smaller than zstd's (frame
+  // overhead, no static dictionary). Small inputs cost little CPU whatever the codec.
+  const small = await encodeOnce(text(300, 300))
+  t.not(small.z, 3, `a small text: codec ${small.z}`)
+  t.same(decode(small.z, small.payload), text(300, 300))
 })

@@ -10,7 +10,7 @@ import { ErrorCode, FsyncdError, isErrorCode } from './errors.js'
 import { MAX_HEADER } from './frame.js'
 import { checkPath, MAX_PATH_BYTES } from './paths.js'
 
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 export const NONCE_BYTES = 32
 export const HASH_BYTES = 32
 export const MAX_ENTRIES_PER_MESSAGE = 4096
@@ -94,9 +94,11 @@ export interface PutFile {
 export interface PutFiles { t: 'files', z: Compression, files: SmallFile[] }
 export type SmallFile = [number, string, number, number, number, Buffer]
 
-/** Literal bytes of file `id` in the frame's payload; `z`: 0 raw, 1 deflate-raw, 2 brotli. */
+/** Literal bytes of file `id` in the frame's payload; `z`: see Compression. */
 export interface Data { t: 'data', id: number, z: Compression }
-export type Compression = 0 | 1 | 2
+/** How a payload is compressed: 0 raw, 1 deflate-raw, 2 brotli, 3 zstd (see payload-codec.ts). */
+export type Compression = 0 | 1 | 2 | 3
+const Z_MAX = 3
 /** Ranges [offset, length] of server content `base` (by SHA-256) to append to file `id`: the delta path. */
 export interface Copy { t: 'copy', id: number, base: Buffer, ranges: Array<[number, number]> }
 /** The content of file `id` is complete; `hash` is its SHA-256 when the `file` did not say it (and only then). */
@@ -273,7 +275,7 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
     mtime: mtime(o, 'mtime'),
     ...hashOf(o),
     have: o.have === undefined ? false : bool(o, 'have'),
-    ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', 2) as Compression }),
+    ...(o.inline === undefined ? {} : { inline: uint(o, 'inline', Z_MAX) as Compression }),
     ...resumeOf(o),
   }),
   files: (o) => {
@@ -283,9 +285,9 @@ const validators: { [K in MessageType]: (o: Obj) => Extract<Message, { t: K }> }
       return [uint(f, 'id', ID_MAX), path(f, 'path'), uint(f, 'size', MAX_BATCH_BYTES), uint(f, 'mode', MODE_MAX), mtime(f, 'mtime'), bytes(f, 'hash', HASH_BYTES)]
     })
     if (files.reduce((n, f) => n + f[2], 0) > MAX_BATCH_BYTES) fail(`files: more than ${MAX_BATCH_BYTES} bytes of content`)
-    return { t: 'files', z: uint(o, 'z', 2) as Compression, files }
+    return { t: 'files', z: uint(o, 'z', Z_MAX) as Compression, files }
   },
-  data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', 2) as Compression }),
+  data: (o) => ({ t: 'data', id: uint(o, 'id', ID_MAX), z: o.z === undefined ? 0 : uint(o, 'z', Z_MAX) as Compression }),
   copy: (o) => ({
     t: 'copy',
     id: uint(o, 'id', ID_MAX),

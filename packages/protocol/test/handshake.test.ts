@@ -81,7 +81,7 @@ t.test('a proof computed independently from the documented formula is accepted',
   await pair.client.send({ t: 'hello', version: PROTOCOL_VERSION, nonce })
   const challenge = await within(pair.client.expect('challenge'), WAIT, 'challenge')
   await pair.client.send({ t: 'auth', proof: proofFor(TOKEN, 'client', nonce, challenge.nonce) })
-  t.equal(codeOf(await server), 'succeeded', 'HMAC-SHA256(token, "fsyncd/1 client\\0" ‖ C ‖ S) authenticates')
+  t.equal(codeOf(await server), 'succeeded', 'HMAC-SHA256(token, "fsyncd/2 client\\0" ‖ C ‖ S) authenticates')
 })
 
 t.test('the server\'s proof reflected back as the client\'s is refused (role labels differ)', async (t) => {

@@ -64,7 +64,7 @@ const samples: { [K in MessageType]: Array<Extract<Message, { t: K }>> } = {
     { t: 'files', z: 0, files: [] },
     { t: 'files', z: 2, files: [[10, 'a/b', 3, 0o644, 1, h32(10)], [11, 'c', 0, 0o600, -1, h32(11)]] },
   ],
-  data: [{ t: 'data', id: 6, z: 0 }, { t: 'data', id: 6, z: 1 }],
+  data: [{ t: 'data', id: 6, z: 0 }, { t: 'data', id: 6, z: 1 }, { t: 'data', id: 6, z: 3 }],
   getsig: [{ t: 'getsig', id: 12, hash: h32(12), blockSize: 1024 }],
   sig: [{ t: 'sig', id: 12, found: true }, { t: 'sig', id: 12, found: false }, { t: 'sig', id: 12, found: true, more: true }],
   copy: [
@@ -261,7 +261,7 @@ const malformed: Array<[string, unknown, string]> = [
   ['file have "yes"', withField(base.file, 'have', 'yes'), M], ['file have 1', withField(base.file, 'have', 1), M], ['file have nil', withField(base.file, 'have', null), M],
   ['file path .fsyncd/tmp/x', withField(base.file, 'path', '.fsyncd/tmp/x'), P],
   // data, copy
-  ['data z 3', { t: 'data', id: 1, z: 3 }, M], ['data z -1', { t: 'data', id: 1, z: -1 }, M], ['data z true', { t: 'data', id: 1, z: true }, M],
+  ['data z 4', { t: 'data', id: 1, z: 4 }, M], ['data z -1', { t: 'data', id: 1, z: -1 }, M], ['data z true', { t: 'data', id: 1, z: true }, M],
   ['data without id', { t: 'data' }, M], ['data z nil', { t: 'data', id: 1, z: null }, M],
   ['copy without base', without(base.copy, 'base'), M], ['copy base 31 bytes', withField(base.copy, 'base', Buffer.alloc(31)), M],
   ['copy base an index', withField(base.copy, 'base', 0), M], ['copy base nil', withField(base.copy, 'base', null), M],

@@ -4,10 +4,9 @@
  * that fit the state but fail to apply (a bad path, a missing base, a full disk) are answered
  * with a `nack` and the session goes on; a protocol violation ends this connection only.
  */
-import { brotliDecompressSync, inflateRawSync } from 'node:zlib'
 import type { Logger } from 'pino'
 import {
-  type Compression, type Connection, ErrorCode, PeerError, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
+  type Compression, type Connection, decompress, ErrorCode, PeerError, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
   type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8, type WireEntry, wireEntryBound, HEADER_ITEMS_BUDGET, MAX_SIG_BYTES,
 } from '@fsyncd/protocol'
 import type { History, HistoryRecord } from './history.js'
@@ -26,17 +25,6 @@ interface Upload {
   op: PutFile
   file: IncomingFile | undefined
   failed: boolean
-}
-
-/** A payload as sent (raw, deflate-raw, brotli), inflating to at most `max` bytes. */
-function decode (z: Compression, payload: Buffer, max: number): Buffer {
-  try {
-    if (z === 0) return payload
-    if (z === 1) return inflateRawSync(payload, { maxOutputLength: Math.max(max, 1) })
-    return brotliDecompressSync(payload, { maxOutputLength: Math.max(max, 1) })
-  } catch (err) {
-    throw new FsyncdError(ErrorCode.MALFORMED, `undecodable payload: ${(err as Error).message}`)
-  }
 }
 
 export interface SessionStats {
@@ -188,7 +176,7 @@ export class Session {
         if (msg.inline !== undefined && msg.resume === undefined) {
           if (msg.hash === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `inline file ${msg.id} without its hash`)
           const { id, path, size, mode, mtime, hash } = msg
-          return await this.#receiveWhole([{ id, path, meta: { hash, size, mode, mtime }, data: decode(msg.inline, payload, MAX_INFLATED) }])
+          return await this.#receiveWhole([{ id, path, meta: { hash, size, mode, mtime }, data: decompress(msg.inline, payload, MAX_INFLATED) }])
         }
         await this.#beginUpload(msg)
         if (msg.inline === undefined) return
@@ -199,7 +187,7 @@ export class Session {
         return await this.#onUpload(msg.id, async (u) => this.#write(u, msg.z, payload))
       case 'files': {
         const total = msg.files.reduce((n, f) => n + f[2], 0)
-        const content = decode(msg.z, payload, total)
+        const content = decompress(msg.z, payload, total)
         if (content.length !== total) throw new FsyncdError(ErrorCode.MALFORMED, `files: ${content.length} bytes of content for ${total} announced`)
         let at = 0
         return await this.#receiveWhole(msg.files.map(([id, path, size, mode, mtime, hash]) => {
@@ -228,7 +216,7 @@ export class Session {
   }
 
   #write (file: IncomingFile, z: Compression, payload: Buffer): void {
-    const data = decode(z, payload, MAX_INFLATED)
+    const data = decompress(z, payload, MAX_INFLATED)
     this.#bytesSinceFlush += data.length
     file.write(data)
   }
