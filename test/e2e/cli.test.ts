@@ -85,3 +85,32 @@ t.test('run as a program, the launcher starts Node without NODE_EXTRA_CA_CERTS',
   t.match(await version(process.execPath, [BIN]), /extra certs/, 'node fsyncd.js: Node reads the variable (the check can fail)')
   t.notMatch(await version(BIN, []), /extra certs/, 'fsyncd: it does not')
 })
+
+t.test('without zstd (its native addon does not load) a server refuses to start; a client compresses with the others', async (t) => {
+  // What a platform without a prebuilt binary gets: the module cannot be found.
+  const hide = join(tempDir(), 'hide-zstd.cjs')
+  writeFileSync(hide, `const M = require('node:module'); const resolve = M._resolveFilename
+M._resolveFilename = function (request, ...rest) {
+  if (request === '@toondepauw/node-zstd') { const e = new Error("Cannot find module '@toondepauw/node-zstd'"); e.code = 'MODULE_NOT_FOUND'; throw e }
+  return resolve.call(this, request, ...rest)
+}
+`)
+  const env = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${hide}`.trim() }
+  const serve = run(['serve', tempDir(), '--port', '0'], env)
+  const running = setTimeout(() => serve.proc.kill(), 15_000) // one that starts would serve on
+  t.equal(await serve.exited, 1, 'the server exits')
+  clearTimeout(running)
+  t.match(serve.stderr(), /zstd is unavailable: @toondepauw\/node-zstd did not load/)
+
+  const src = tempDir()
+  const dest = tempDir()
+  const words = Array.from({ length: 40_000 }, (_, i) => ['alpha', 'beta', 'gamma', 'delta', 'epsilon'][(i * 7919) % 5]).join(' ')
+  writeFileSync(join(src, 'text.txt'), words)
+  const server = await startServer(dest)
+  t.teardown(() => server.stop())
+  const r = await pushOnce(src, server.port, tempDir(), env, ['--json'])
+  t.equal(r.code, 0, r.stderr)
+  t.equal(readFileSync(join(dest, 'text.txt'), 'utf8'), words, 'synced')
+  const out = r.summary?.wireBytesOut as number
+  t.ok(out < words.length / 4, `compressed all the same: ${out} bytes out for ${words.length}`)
+})

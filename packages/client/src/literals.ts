@@ -22,7 +22,7 @@
  * Every call runs on libuv's thread pool: the caller keeps reading and deltifying while the
  * pool compresses (see the uploader's send chain).
  */
-import { compress, type Compression } from '@fsyncd/protocol'
+import { compress, type Compression, zstdLoadError } from '@fsyncd/protocol'
 
 /** Below this, a literal is not worth a compressor call. */
 const MIN_COMPRESS = 256
@@ -48,11 +48,15 @@ function orRaw (data: Uint8Array, z: Compression, payload: Uint8Array, strict: b
   return payload.length < (strict ? data.length * 0.9 : data.length) ? { z, payload } : { z: 0, payload: data }
 }
 
+/** Whether zstd is there (its native addon loaded): without it, brotli or deflate. */
+let withZstd: boolean | undefined
+
 /** The codec for `sample` (see above), with its output. */
 async function pick (sample: Uint8Array): Promise<{ z: 1 | 2 | 3, payload: Uint8Array }> {
-  const [zstd, brotli, deflate] = await Promise.all([compress(3, sample), compress(2, sample), compress(1, sample)])
+  withZstd ??= zstdLoadError() === undefined
+  const [zstd, brotli, deflate] = await Promise.all([withZstd ? compress(3, sample) : undefined, compress(2, sample), compress(1, sample)])
   const other = brotli.length <= deflate.length ? { z: 2 as const, payload: brotli } : { z: 1 as const, payload: deflate }
-  return other.payload.length < zstd.length * (1 - ZSTD_UNLESS_SMALLER_BY) ? other : { z: 3, payload: zstd }
+  return zstd === undefined || other.payload.length < zstd.length * (1 - ZSTD_UNLESS_SMALLER_BY) ? other : { z: 3, payload: zstd }
 }
 
 /** The codec for data like `sample`, or 0 (raw) when it does not shrink it by 10 %. */

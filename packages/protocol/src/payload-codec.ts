@@ -24,6 +24,20 @@ interface Zstd {
 /** Loaded on first use: a process that never meets zstd does not load the native addon. */
 let zstdModule: Zstd | undefined
 const zstd = (): Zstd => (zstdModule ??= createRequire(import.meta.url)('@toondepauw/node-zstd') as Zstd)
+
+/**
+ * Why zstd cannot be used here (its native addon did not load: a platform without a prebuilt
+ * binary, a broken install), or undefined when it can. A server checks at start, a client
+ * before choosing it.
+ */
+export function zstdLoadError (): Error | undefined {
+  try {
+    zstd()
+    return undefined
+  } catch (err) {
+    return new Error(`zstd is unavailable: @toondepauw/node-zstd did not load (${(err as Error).message.split('\n')[0] ?? ''})`)
+  }
+}
 let zstdEncoder: InstanceType<Zstd['Encoder']> | undefined
 let zstdDecoder: InstanceType<Zstd['Decoder']> | undefined
 

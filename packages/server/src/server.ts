@@ -8,7 +8,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import { acceptTls, Connection, ErrorCode, TLS_HANDSHAKE_RECORD, tlsError } from '@fsyncd/protocol'
+import { acceptTls, Connection, ErrorCode, TLS_HANDSHAKE_RECORD, tlsError, zstdLoadError } from '@fsyncd/protocol'
 import { History } from './history.js'
 import { Session } from './session.js'
 import { Store } from './store.js'
@@ -60,6 +60,9 @@ export class SyncServer {
   /** Opens the destination and starts listening. Resolves with the bound address. */
   async listen (): Promise<AddressInfo> {
     if (this.#server !== undefined) throw new Error('already listening')
+    // Clients compress with zstd: a server that could not decode it would refuse every upload.
+    const noZstd = zstdLoadError()
+    if (noZstd !== undefined) throw noZstd
     const started = Date.now()
     this.#store = await Store.open(this.#opts.dest, {
       onSkip: (path, reason) => this.#log.warn({ path, reason }, 'skipped'),
