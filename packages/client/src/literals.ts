@@ -22,7 +22,7 @@
  * Every call runs on libuv's thread pool: the caller keeps reading and deltifying while the
  * pool compresses (see the uploader's send chain).
  */
-import { compress, type Compression, zstdLoadError } from '@fsyncd/protocol'
+import { compress, type Compression, zstdFits, zstdLoadError } from '@fsyncd/protocol'
 
 /** Below this, a literal is not worth a compressor call. */
 const MIN_COMPRESS = 256
@@ -46,6 +46,17 @@ const ZSTD_UNLESS_SMALLER_BY = 0.15
 /** Raw unless `payload` is smaller than `data` (by 10 % when `strict`). */
 function orRaw (data: Uint8Array, z: Compression, payload: Uint8Array, strict: boolean): Encoded {
   return payload.length < (strict ? data.length * 0.9 : data.length) ? { z, payload } : { z: 0, payload: data }
+}
+
+/**
+ * `data` in codec `z`. A zstd frame the server would refuse goes deflate instead: libzstd may
+ * cut blocks where mixed content changes, and its block headers then bound its output too
+ * loosely for the server's check (see zstdBound). Samples (64 KiB at most) always pass it.
+ */
+async function encodeAs (z: 1 | 2 | 3, data: Uint8Array): Promise<Encoded> {
+  const payload = await compress(z, data)
+  if (z === 3 && !zstdFits(payload)) return { z: 1, payload: await compress(1, data) }
+  return { z, payload }
 }
 
 /** Whether zstd is there (its native addon loaded): without it, brotli or deflate. */
@@ -76,7 +87,9 @@ export async function encodeOnce (data: Uint8Array): Promise<Encoded> {
     return orRaw(data, best.z, best.payload, true)
   }
   const z = await chooseCodec(data.subarray(0, SAMPLE))
-  return z === 0 ? { z, payload: data } : orRaw(data, z, await compress(z, data), true)
+  if (z === 0) return { z, payload: data }
+  const encoded = await encodeAs(z, data)
+  return orRaw(data, encoded.z, encoded.payload, true)
 }
 
 /**
@@ -118,6 +131,7 @@ export class LiteralEncoder {
     this.#codec ??= chooseCodec(data.subarray(0, SAMPLE))
     const z = await this.#codec
     if (z === 0) return { z, payload: data }
-    return orRaw(data, z, await compress(z, data), false)
+    const encoded = await encodeAs(z, data)
+    return orRaw(data, encoded.z, encoded.payload, false)
   }
 }

@@ -41,6 +41,9 @@ export function zstdLoadError (): Error | undefined {
 let zstdEncoder: InstanceType<Zstd['Encoder']> | undefined
 let zstdDecoder: InstanceType<Zstd['Decoder']> | undefined
 
+/** The most bytes one compressed payload may decode to (a `data` chunk, a `files` batch, an inline file). */
+export const MAX_DECODED = 8 * 1024 * 1024
+
 /** zstd's level: rsync's default too (~250 MB/s on one core here, ratio near deflate 6's on text). */
 export const ZSTD_LEVEL = 3
 
@@ -95,6 +98,11 @@ export const ZSTD_MAX_WINDOW = 8 * 1024 * 1024
  * `max` bytes of content (a compressed block counts as the 128 KiB it may hold, so up to one
  * block more passes here: the caller checks what came out), a reserved bit or block type, or
  * a frame cut short. Costs a few header reads per 128 KiB.
+ *
+ * libzstd may cut a 128 KiB block where the data changes (its pre-splitter, from 1.5.7), and
+ * each piece then counts 128 KiB: mixed content can fail this check with less than `max` in it.
+ * So a server checks against MAX_DECODED, not a batch's exact size, and a sender checks its own
+ * frames (`zstdFits`) and sends one that fails with another codec.
  */
 export function zstdBound (p: Uint8Array, max: number): number | string {
   if (p.length < 6 || readU32(p, 0) !== ZSTD_MAGIC) return 'not a zstd frame'
@@ -149,4 +157,9 @@ function readU32 (p: Uint8Array, at: number): number {
 
 function asBuffer (data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+}
+
+/** Whether a receiver will take this zstd payload (see zstdBound). */
+export function zstdFits (payload: Uint8Array): boolean {
+  return typeof zstdBound(payload, MAX_DECODED) === 'number'
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Prng } from '@fsyncd/testkit'
-import { compress, decompress, ZSTD_MAX_WINDOW, zstdBound } from '../src/payload-codec.js'
+import { compress, decompress, MAX_DECODED, ZSTD_MAX_WINDOW, zstdBound, zstdFits } from '../src/payload-codec.js'
 
 const MIB = 1024 * 1024
 
@@ -121,4 +121,25 @@ t.test('zstd: content size fields and checksums are read as RFC 8878 lays them o
   t.equal(zstdBound(Buffer.concat([magic, Buffer.from([0x84, 0x58]), le(3, 4), raw3]), 100), 'frame cut short', 'its checksum missing')
   t.match(zstdBound(Buffer.concat([magic, Buffer.from([0xc0, 0x58]), le(2 ** 40, 8), raw3]), 100), /announced/, 'a content size over the limit')
   t.equal(zstdBound(Buffer.concat([magic, Buffer.from([0xc0, 0x58]), Buffer.alloc(3)]), 100), 'frame header cut short')
+})
+
+t.test('zstd: libzstd cuts blocks where content changes; zstdFits says what a server takes', async (t) => {
+  // 16 KiB of text, then 16 KiB of 6-bit noise, and so on: the block headers bound the output
+  // to about twice the content.
+  const mixed = (bytes: number): Buffer => {
+    const r = new Prng(bytes)
+    const text = Buffer.from('const buffer = await client.read(offset, length) // the server answers\n'.repeat(300))
+    const parts: Buffer[] = []
+    for (let n = 0, i = 0; n < bytes; i++, n += 16 * 1024) parts.push(i % 2 === 0 ? text.subarray(0, 16 * 1024) : r.bytes(16 * 1024).map((b) => b & 0x3f))
+    return Buffer.concat(parts).subarray(0, bytes)
+  }
+  const four = mixed(4 * MIB)
+  const fourZ = Buffer.from(await compress(3, four))
+  const bound = zstdBound(fourZ, 1e12) as number
+  t.ok(bound > four.length * 1.5, `4 MiB of mixed content: its headers allow ${bound} bytes`)
+  t.ok(zstdFits(fourZ), 'within MAX_DECODED all the same')
+  t.ok(decompress(3, fourZ, MAX_DECODED).equals(four), 'and decoded whole')
+  t.match(zstdBound(fourZ, four.length), /more than/, 'held to its exact size it would be refused')
+  const six = Buffer.from(await compress(3, mixed(6 * MIB)))
+  t.notOk(zstdFits(six), '6 MiB of it: a server would refuse the frame')
 })

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino'
 import {
-  type Compression, type Connection, decompress, ErrorCode, PeerError, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
+  type Compression, type Connection, decompress, MAX_DECODED, ErrorCode, PeerError, MAX_FILES_PER_BATCH, FsyncdError, MAX_ENTRIES_PER_MESSAGE, MAX_FRAME, type Message,
   type PutFile, serverHandshake, toWireEntry, codeOfSystemError, MAX_IDS_PER_ACK, truncateUtf8, type WireEntry, wireEntryBound, HEADER_ITEMS_BUDGET, MAX_SIG_BYTES,
 } from '@fsyncd/protocol'
 import type { History, HistoryRecord } from './history.js'
@@ -18,8 +18,6 @@ const FLUSH_EVERY_OPS = 256
 const FLUSH_EVERY_BYTES = 64 * 1024 * 1024
 /** Files open at once on one connection: a `files` batch opens all of its own. */
 const MAX_OPEN_FILES = MAX_FILES_PER_BATCH + 64
-/** Max size a compressed data chunk may inflate to. */
-const MAX_INFLATED = 8 * 1024 * 1024
 
 interface Upload {
   op: PutFile
@@ -176,7 +174,7 @@ export class Session {
         if (msg.inline !== undefined && msg.resume === undefined) {
           if (msg.hash === undefined) throw new FsyncdError(ErrorCode.MALFORMED, `inline file ${msg.id} without its hash`)
           const { id, path, size, mode, mtime, hash } = msg
-          return await this.#receiveWhole([{ id, path, meta: { hash, size, mode, mtime }, data: decompress(msg.inline, payload, MAX_INFLATED) }])
+          return await this.#receiveWhole([{ id, path, meta: { hash, size, mode, mtime }, data: decompress(msg.inline, payload, MAX_DECODED) }])
         }
         await this.#beginUpload(msg)
         if (msg.inline === undefined) return
@@ -187,7 +185,9 @@ export class Session {
         return await this.#onUpload(msg.id, async (u) => this.#write(u, msg.z, payload))
       case 'files': {
         const total = msg.files.reduce((n, f) => n + f[2], 0)
-        const content = decompress(msg.z, payload, total)
+        // Decoded within the common limit, then held to the sizes announced: a zstd frame's block
+        // headers bound its output only roughly (see zstdBound).
+        const content = decompress(msg.z, payload, MAX_DECODED)
         if (content.length !== total) throw new FsyncdError(ErrorCode.MALFORMED, `files: ${content.length} bytes of content for ${total} announced`)
         let at = 0
         return await this.#receiveWhole(msg.files.map(([id, path, size, mode, mtime, hash]) => {
@@ -216,7 +216,7 @@ export class Session {
   }
 
   #write (file: IncomingFile, z: Compression, payload: Buffer): void {
-    const data = decompress(z, payload, MAX_INFLATED)
+    const data = decompress(z, payload, MAX_DECODED)
     this.#bytesSinceFlush += data.length
     file.write(data)
   }
