@@ -56,6 +56,43 @@ export function text (seed: number, length: number, style: 'prose' | 'log' = 'pr
   return Buffer.from(parts.join('')).subarray(0, length)
 }
 
+/** The kinds of `varied` content. */
+export const KINDS = ['code', 'json', 'csv', 'sixbit', 'prose'] as const
+
+/**
+ * Content of kind `KINDS[kind]`, about `length` bytes (exactly), each file unlike the others:
+ * code-like lines over a vocabulary of its own, JSON records, CSV rows of numbers, bytes of 6
+ * bits (a compressible binary), or `text`. Frames that hold several kinds at once are what
+ * compressors cut into blocks of their own (libzstd does), which one kind alone never shows.
+ */
+export function varied (seed: number, length: number, kind: number): Buffer {
+  const r = rng(seed)
+  const out: string[] = []
+  let size = 0
+  const add = (s: string): void => { out.push(s); size += s.length }
+  switch (KINDS[kind % KINDS.length]) {
+    case 'code': {
+      const vocabulary = Array.from({ length: 40 }, () => Array.from({ length: between(r, 3, 10) }, () => String.fromCharCode(97 + (r() % 26))).join(''))
+      while (size < length) {
+        const w = (): string => vocabulary[r() % vocabulary.length] as string
+        add(`${' '.repeat(2 * (r() % 4))}const ${w()} = ${w()}.${w()}(${w()}, ${r() % 1000}) // ${w()} ${w()}\n`)
+      }
+      break
+    }
+    case 'json':
+      for (let i = 0; size < length; i++) add(`{"id":${i},"name":"${(r() >>> 0).toString(36)}","score":${(r() % 10000) / 100},"tags":["${WORDS[r() % WORDS.length] as string}","${WORDS[r() % WORDS.length] as string}"],"ok":${r() % 2 === 0}}\n`)
+      break
+    case 'csv':
+      for (let i = 0; size < length; i++) add(`${i},${r() % 100000},${(r() % 1000000) / 1000},${r() % 7},${(r() >>> 0).toString(16)}\n`)
+      break
+    case 'sixbit':
+      return Buffer.from(binary(seed, length).map((b) => b & 0x3f))
+    default:
+      return text(seed, length)
+  }
+  return Buffer.from(out.join('')).subarray(0, length)
+}
+
 /** Writes `data` at `path`, creating folders; `mode` applied exactly (umask aside). */
 export async function put (path: string, data: Buffer, mode = 0o644): Promise<void> {
   await mkdir(dirname(path), { recursive: true })

@@ -5,7 +5,7 @@
  */
 import { copyFile, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { between, binary, link, put, rng, text } from './data.js'
+import { between, binary, KINDS, link, put, rng, text, varied } from './data.js'
 
 export interface Sizes {
   /** initial: incompressible binaries. */
@@ -29,18 +29,20 @@ export interface Sizes {
   movedFiles: number
   /** concat: each of the two parts. */
   part: number
+  /** varied: files of several kinds of content. */
+  variedFiles: number
 }
 
 const MB = 1_000_000
 
 export const FULL: Sizes = {
   blobs: 4, blobSize: 15 * MB, texts: 20, textSize: 1 * MB, smalls: 3000, smallMin: 500, smallMax: 12_000,
-  large: 100 * MB, log: 20 * MB, appended: 1 * MB, copied: 20 * MB, movedFiles: 2000, part: 10 * MB,
+  large: 100 * MB, log: 20 * MB, appended: 1 * MB, copied: 20 * MB, movedFiles: 2000, part: 10 * MB, variedFiles: 2000,
 }
 
 export const QUICK: Sizes = {
   blobs: 4, blobSize: 1.5 * MB, texts: 20, textSize: 100_000, smalls: 300, smallMin: 500, smallMax: 12_000,
-  large: 8 * MB, log: 2 * MB, appended: 128_000, copied: 4 * MB, movedFiles: 300, part: 2 * MB,
+  large: 8 * MB, log: 2 * MB, appended: 128_000, copied: 4 * MB, movedFiles: 300, part: 2 * MB, variedFiles: 300,
 }
 
 export interface Scenario {
@@ -148,6 +150,17 @@ export const SCENARIOS: Scenario[] = [
     change: async (src) => {
       const both = Buffer.concat([await readFile(join(src, 'parts', 'one.bin')), await readFile(join(src, 'parts', 'two.bin'))])
       await put(join(src, 'joined', 'both.bin'), both)
+    },
+  },
+  {
+    name: 'varied',
+    describe: (s) => `empty destination ← ${s.variedFiles} files of ${KINDS.length} kinds side by side (${KINDS.join(', ')}), 1–40 KB each`,
+    base: async () => {},
+    change: async (src, s) => {
+      const r = rng(700)
+      for (let i = 0; i < s.variedFiles; i++) {
+        await put(join(src, `v${String(i % 16).padStart(2, '0')}`, `f${i}.${KINDS[i % KINDS.length] as string}`), varied(7000 + i, between(r, 1000, 40_000), i))
+      }
     },
   },
 ]

@@ -62,17 +62,25 @@ async function encodeAs (z: 1 | 2 | 3, data: Uint8Array): Promise<Encoded> {
 /** Whether zstd is there (its native addon loaded): without it, brotli or deflate. */
 let withZstd: boolean | undefined
 
+/**
+ * How a codec is chosen: `fast` is zstd unless another codec makes the sample 15 % smaller (a
+ * file's literals: see above); `small` is whichever makes it smallest (small files, see
+ * LiteralEncoder).
+ */
+export type Preference = 'fast' | 'small'
+
 /** The codec for `sample` (see above), with its output. */
-async function pick (sample: Uint8Array): Promise<{ z: 1 | 2 | 3, payload: Uint8Array }> {
+async function pick (sample: Uint8Array, preference: Preference): Promise<{ z: 1 | 2 | 3, payload: Uint8Array }> {
   withZstd ??= zstdLoadError() === undefined
   const [zstd, brotli, deflate] = await Promise.all([withZstd ? compress(3, sample) : undefined, compress(2, sample), compress(1, sample)])
   const other = brotli.length <= deflate.length ? { z: 2 as const, payload: brotli } : { z: 1 as const, payload: deflate }
-  return zstd === undefined || other.payload.length < zstd.length * (1 - ZSTD_UNLESS_SMALLER_BY) ? other : { z: 3, payload: zstd }
+  const margin = preference === 'fast' ? 1 - ZSTD_UNLESS_SMALLER_BY : 1
+  return zstd === undefined || other.payload.length < zstd.length * margin ? other : { z: 3, payload: zstd }
 }
 
 /** The codec for data like `sample`, or 0 (raw) when it does not shrink it by 10 %. */
-async function chooseCodec (sample: Uint8Array): Promise<Compression> {
-  const best = await pick(sample)
+async function chooseCodec (sample: Uint8Array, preference: Preference): Promise<Compression> {
+  const best = await pick(sample, preference)
   return best.payload.length >= sample.length * 0.9 ? 0 : best.z
 }
 
@@ -83,10 +91,10 @@ async function chooseCodec (sample: Uint8Array): Promise<Compression> {
 export async function encodeOnce (data: Uint8Array): Promise<Encoded> {
   if (data.length < MIN_COMPRESS) return { z: 0, payload: data }
   if (data.length <= SAMPLE) {
-    const best = await pick(data)
+    const best = await pick(data, 'small')
     return orRaw(data, best.z, best.payload, true)
   }
-  const z = await chooseCodec(data.subarray(0, SAMPLE))
+  const z = await chooseCodec(data.subarray(0, SAMPLE), 'small')
   if (z === 0) return { z, payload: data }
   const encoded = await encodeAs(z, data)
   return orRaw(data, encoded.z, encoded.payload, true)
@@ -115,11 +123,20 @@ export function looksCompressible (data: Uint8Array): boolean {
  * Encodes one file's literals in order, choosing the codec on the first chunk's sample and again
  * every 16 MiB (a zero-filled header must not decide for gigabytes of media). Calls may overlap
  * (each starts compressing at once); each resolves with its own chunk's encoding.
+ *
+ * Batches of small files take the smallest codec (`small`): on 41 MB of 2,000 files of five
+ * kinds (the bench's `varied`), in 256 KiB batches, brotli 5 made 17.0 MB, deflate 6 17.7 MB,
+ * zstd 3 18.6 MB, and rsync -z, whose zstd streams across files, beat zstd in batches by 7 %.
  */
 export class LiteralEncoder {
+  readonly #preference: Preference
   #codec: Promise<Compression> | undefined
   /** Literal bytes encoded since the codec was chosen. */
   #since = 0
+
+  constructor (preference: Preference = 'fast') {
+    this.#preference = preference
+  }
 
   async encode (data: Uint8Array): Promise<Encoded> {
     if (data.length < MIN_COMPRESS) return { z: 0, payload: data }
@@ -128,7 +145,7 @@ export class LiteralEncoder {
       this.#since = 0
     }
     this.#since += data.length
-    this.#codec ??= chooseCodec(data.subarray(0, SAMPLE))
+    this.#codec ??= chooseCodec(data.subarray(0, SAMPLE), this.#preference)
     const z = await this.#codec
     if (z === 0) return { z, payload: data }
     const encoded = await encodeAs(z, data)

@@ -143,7 +143,7 @@ export class Uploader {
   readonly #text = new Batch()
   readonly #raw = new Batch()
   /** The text batches, one after the other, compress like one file: the codec chosen once per 16 MiB, not per batch. */
-  readonly #textLiterals = new LiteralEncoder()
+  readonly #textLiterals = new LiteralEncoder('small')
   /** Sends queued in order, each after its payload is compressed (see #enqueue); oldest first. */
   #queued: Array<Promise<void>> = []
   #chain: Promise<void> = Promise.resolve()
