@@ -9,6 +9,8 @@
  *   | man pages                     | 3.20:1  234 MB/s | 3.45:1  45 MB/s | 3.23:1  47 MB/s |
  *   | word salad (the bench's text) | 3.71:1  233 MB/s | 3.66:1  41 MB/s | 4.01:1  20 MB/s |
  *
+ * (brotli now runs at quality 6: see payload-codec.ts.)
+ *
  * zstd (rsync's default too) goes unless another codec shrinks the sample 15 % more: the others
  * save 7-12 % of the bytes for 5-12 times the CPU, and on two cores that CPU is the sync's (the
  * bench's text took 1 s of it with deflate 6, 86 ms with zstd). On a link slower than the
