@@ -24,7 +24,7 @@
  * Every call runs on libuv's thread pool: the caller keeps reading and deltifying while the
  * pool compresses (see the uploader's send chain).
  */
-import { compress, type Compression, zstdFits, zstdLoadError } from '@fsyncd/protocol'
+import { compress, type Compression, encodePayload, zstdLoadError } from '@fsyncd/protocol'
 
 /** Below this, a literal is not worth a compressor call. */
 const MIN_COMPRESS = 256
@@ -50,17 +50,6 @@ function orRaw (data: Uint8Array, z: Compression, payload: Uint8Array, strict: b
   return payload.length < (strict ? data.length * 0.9 : data.length) ? { z, payload } : { z: 0, payload: data }
 }
 
-/**
- * `data` in codec `z`. A zstd frame the server would refuse goes deflate instead: libzstd may
- * cut blocks where mixed content changes, and its block headers then bound its output too
- * loosely for the server's check (see zstdBound). Samples (64 KiB at most) always pass it.
- */
-async function encodeAs (z: 1 | 2 | 3, data: Uint8Array): Promise<Encoded> {
-  const payload = await compress(z, data)
-  if (z === 3 && !zstdFits(payload)) return { z: 1, payload: await compress(1, data) }
-  return { z, payload }
-}
-
 /** Whether zstd is there (its native addon loaded): without it, brotli or deflate. */
 let withZstd: boolean | undefined
 
@@ -71,7 +60,7 @@ let withZstd: boolean | undefined
  */
 export type Preference = 'fast' | 'small'
 
-/** The codec for `sample` (see above), with its output. */
+/** The codec for `sample` (see above), with its output (a sample, 64 KiB at most, always fits: see encodePayload). */
 async function pick (sample: Uint8Array, preference: Preference): Promise<{ z: 1 | 2 | 3, payload: Uint8Array }> {
   withZstd ??= zstdLoadError() === undefined
   const [zstd, brotli, deflate] = await Promise.all([withZstd ? compress(3, sample) : undefined, compress(2, sample), compress(1, sample)])
@@ -98,7 +87,7 @@ export async function encodeOnce (data: Uint8Array): Promise<Encoded> {
   }
   const z = await chooseCodec(data.subarray(0, SAMPLE), 'small')
   if (z === 0) return { z, payload: data }
-  const encoded = await encodeAs(z, data)
+  const encoded = await encodePayload(z, data)
   return orRaw(data, encoded.z, encoded.payload, true)
 }
 
@@ -150,7 +139,7 @@ export class LiteralEncoder {
     this.#codec ??= chooseCodec(data.subarray(0, SAMPLE), this.#preference)
     const z = await this.#codec
     if (z === 0) return { z, payload: data }
-    const encoded = await encodeAs(z, data)
+    const encoded = await encodePayload(z, data)
     return orRaw(data, encoded.z, encoded.payload, false)
   }
 }

@@ -171,3 +171,13 @@ function asBuffer (data: Uint8Array): Buffer {
 export function zstdFits (payload: Uint8Array): boolean {
   return typeof zstdBound(payload, MAX_DECODED) === 'number'
 }
+
+/**
+ * `data` compressed for sending: with codec `z`, except that a zstd frame a receiver would
+ * refuse (zstdFits) goes deflate instead. Inputs of 64 KiB or less always fit.
+ */
+export async function encodePayload (z: 1 | 2 | 3, data: Uint8Array): Promise<{ z: 1 | 2 | 3, payload: Uint8Array }> {
+  const payload = await compress(z, data)
+  if (z === 3 && !zstdFits(payload)) return { z: 1, payload: await compress(1, data) }
+  return { z, payload }
+}
