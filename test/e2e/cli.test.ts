@@ -58,7 +58,7 @@ t.test('-q prints nothing on success; --version; a taken port exits 6; bad optio
   }
 })
 
-t.test('the launcher gives libuv 16 threads unless the environment sets the number', async (t) => {
+t.test('the launcher gives the server\'s libuv pool 64 threads unless the environment sets the number', async (t) => {
   if (process.platform !== 'linux') return t.skip('counts threads in /proc')
   // Without NODE_OPTIONS, which tap puts back into every child it sees spawned: its loader hooks
   // (coverage) would start the pool before the launcher runs.
@@ -69,7 +69,7 @@ t.test('the launcher gives libuv 16 threads unless the environment sets the numb
     await once(p.stdout, 'data')
     return readdirSync(`/proc/${String(p.pid)}/task`).length
   }
-  t.equal(await serve([]) - await serve(['UV_THREADPOOL_SIZE=4']), 12, 'the same process with 16 pool threads, not 4')
+  t.equal(await serve([]) - await serve(['UV_THREADPOOL_SIZE=4']), 60, 'the same process with 64 pool threads, not 4')
 })
 
 t.test('run as a program, the launcher starts Node without NODE_EXTRA_CA_CERTS', async (t) => {

@@ -12,11 +12,11 @@
 import { lstatSync, renameSync, rmSync, type Stats, utimesSync } from 'node:fs'
 import { chmod, lstat, mkdir, open, rm, symlink, utimes, lutimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { type Entry, ErrorCode, FsyncdError, isTempPath, isWithin, type Manifest, parentOf, STATE_DIR, TEMP_NAME_PREFIX } from '@fsyncd/protocol'
 import { LocalTree, mtimeOf } from '@fsyncd/tree'
 
-import { type ContentResolver, IncomingFile } from './incoming-file.js'
+import { IncomingFile } from './incoming-file.js'
 import { BlockSums } from './block-sums.js'
 import { partialName, Partials } from './partials.js'
 
@@ -234,9 +234,9 @@ export class Store {
     await this.#exclusive(async () => await this.#checkParents(path))
     // Named after the content it becomes, so a crash leaves a partial upload Partials can file;
     // content not named yet (its hash comes at `end`) is just a temp file.
-    if (op.hash === undefined) return await IncomingFile.create(this.#tempFor(), this.#resolve, op.size)
+    if (op.hash === undefined) return IncomingFile.create(this.#tempFor(), this.#resolve, op.size)
     const tmp = join(this.#tmpDir, `${partialName(op.hash, op.size)}.${randomBytes(8).toString('hex')}`)
-    if (op.resume === undefined || op.prefix === undefined) return await IncomingFile.create(tmp, this.#resolve, op.size)
+    if (op.resume === undefined || op.prefix === undefined) return IncomingFile.create(tmp, this.#resolve, op.size)
     const partial = this.partials.take(op.hash, op.size)
     if (partial === undefined) throw new FsyncdError(ErrorCode.MISSING, 'no partial upload of this content to resume')
     try {
@@ -251,40 +251,27 @@ export class Store {
   /**
    * Receives files that arrive whole in one message (a `files` batch, an inline `file`): each
    * is written to a temp file beside its final name, checked and queued for installation (see
-   * commitFile), all in one hold of the lock, the creates side by side (one can wait on the
-   * disk). So no other session can swap a checked folder for a symlink before a create goes
+   * commitFile), all in one hold of the lock. So no other session can swap a checked folder for a symlink before a create goes
    * through it, nor move or delete a folder while a temp file in it is not queued yet (an
    * operation installs what is queued before it acts). One promise per file, as commitFile's.
    */
   async receiveWholeFiles (files: ReadonlyArray<{ path: string, meta: FileMeta, data: Uint8Array }>): Promise<Array<Promise<void>>> {
     return await this.#exclusive(async () => {
-      const temps: Array<string | Error> = []
-      for (const { path } of files) {
+      const done: Array<Promise<void>> = []
+      for (const { path, meta, data } of files) {
+        let file: IncomingFile | undefined
         try {
           await this.#checkParents(path)
-          temps.push(this.#tempFor(path))
+          file = IncomingFile.create(this.#tempFor(path), this.#resolve, meta.size)
+          file.write(data)
+          done.push(this.commitFile(file, path, meta)) // queued before it returns
         } catch (err) {
-          temps.push(err as Error)
+          if (file !== undefined) this.#discard(file, path)
+          done.push(Promise.reject(err))
         }
+        done.at(-1)?.catch(() => {}) // the caller's to answer
       }
-      const created = await createByFolder(files.map(({ meta }, i) => ({ tmp: temps[i] as string | Error, size: meta.size })), this.#resolve)
-      return files.map(({ path, meta, data }, i) => {
-        const c = created[i] as PromiseSettledResult<IncomingFile>
-        let done: Promise<void>
-        if (c.status === 'rejected') {
-          done = Promise.reject(c.reason)
-        } else {
-          try {
-            c.value.write(data)
-            done = this.commitFile(c.value, path, meta) // queued before it returns
-          } catch (err) {
-            this.#discard(c.value, path)
-            done = Promise.reject(err)
-          }
-        }
-        done.catch(() => {}) // the caller's to answer
-        return done
-      })
+      return done
     })
   }
 
@@ -305,7 +292,7 @@ export class Store {
       await this.#checkParents(path)
       const source = await this.#pathOfContent(meta.hash)
       if (source === undefined) throw new FsyncdError(ErrorCode.MISSING, `no content ${meta.hash.toString('hex').slice(0, 16)}… on the server`)
-      const file = await IncomingFile.create(this.#tempFor(path), async () => this.abs(source), meta.size)
+      const file = IncomingFile.create(this.#tempFor(path), async () => this.abs(source), meta.size)
       try {
         // Through the same verified path as an upload: the source may have changed on disk.
         await file.copy(meta.hash, 0, meta.size)
@@ -553,33 +540,4 @@ async function lstatOrUndefined (abs: string): Promise<Stats | undefined> {
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
     throw err
   }
-}
-
-/**
- * Creates the temp files of a batch: one folder's one after another, folders in parallel.
- * Creating a file holds its folder's lock in the kernel, so creates in one folder cannot overlap
- * anyway; started together on the thread pool they only spin on that lock (perf, 10,000 files
- * in 100 folders: ~30 % of the server's CPU in rwsem_spin_on_owner under openat).
- */
-async function createByFolder (files: ReadonlyArray<{ tmp: string | Error, size: number }>, resolve: ContentResolver): Promise<Array<PromiseSettledResult<IncomingFile>>> {
-  const results = new Array<PromiseSettledResult<IncomingFile>>(files.length)
-  const byFolder = new Map<string, number[]>()
-  files.forEach(({ tmp }, i) => {
-    const folder = tmp instanceof Error ? '' : dirname(tmp) // beside the final name, or in .fsyncd/tmp
-    const list = byFolder.get(folder)
-    if (list === undefined) byFolder.set(folder, [i])
-    else list.push(i)
-  })
-  await Promise.all([...byFolder.values()].map(async (indices) => {
-    for (const i of indices) {
-      const { tmp, size } = files[i] as { tmp: string | Error, size: number }
-      try {
-        if (tmp instanceof Error) throw tmp
-        results[i] = { status: 'fulfilled', value: await IncomingFile.create(tmp, resolve, size) }
-      } catch (reason) {
-        results[i] = { status: 'rejected', reason }
-      }
-    }
-  }))
-  return results
 }

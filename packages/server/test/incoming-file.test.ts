@@ -17,7 +17,7 @@ t.test('an upload keeps a few bases open, however many its copies name', async (
     bases.set(Buffer.alloc(32, i).toString('hex'), path)
   }
   const before = openFds()
-  const file = await IncomingFile.create(join(dir, 'tmp'), async (hash) => bases.get(hash.toString('hex')), 1 << 20)
+  const file = IncomingFile.create(join(dir, 'tmp'), async (hash) => bases.get(hash.toString('hex')), 1 << 20)
   let expected = ''
   for (let i = 0; i < 40; i++) {
     await file.copy(Buffer.alloc(32, i), 0, 2) // "ba" of each base, then of the first again
@@ -42,7 +42,7 @@ t.test('a base replaced by a symlink or a FIFO is missing: not followed, not wai
   execFileSync('mkfifo', [join(dir, 'fifo')])
   const bases = new Map([[Buffer.alloc(32, 1).toString('hex'), join(dir, 'link')], [Buffer.alloc(32, 2).toString('hex'), join(dir, 'fifo')]])
   const before = openFds()
-  const file = await IncomingFile.create(join(dir, 'tmp'), async (hash) => bases.get(hash.toString('hex')), 1 << 20)
+  const file = IncomingFile.create(join(dir, 'tmp'), async (hash) => bases.get(hash.toString('hex')), 1 << 20)
   await t.rejects(file.copy(Buffer.alloc(32, 1), 0, 6), { code: 'MISSING' }, 'a symlink')
   await t.rejects(file.copy(Buffer.alloc(32, 2), 0, 6), { code: 'MISSING' }, 'a FIFO (an open that waits for a writer would hang here)')
   t.equal(readFileSync(join(dir, 'tmp'), 'utf8'), '', 'nothing was copied')
