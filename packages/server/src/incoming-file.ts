@@ -8,7 +8,7 @@
  * files is made of little else. Only fsync, which waits on the disk, stays asynchronous.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { close, closeSync, constants, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from 'node:fs'
+import { close, closeSync, constants, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { ErrorCode, FsyncdError } from '@fsyncd/protocol'
 
@@ -136,13 +136,12 @@ export class IncomingFile {
     return this.#hash.copy().digest()
   }
 
-  /** Sets mode and mtime, makes the content durable, and returns the file's stat. */
-  async seal (mode: number, mtime: number): Promise<Stats> {
+  /** Sets mode and mtime, and makes the content durable. */
+  async seal (mode: number, mtime: number): Promise<void> {
     fchmodSync(this.#fd, mode)
     futimesSync(this.#fd, new Date(mtime), new Date(mtime))
     await this.#writeBack
     await fsyncAsync(this.#fd)
-    return fstatSync(this.#fd)
   }
 
   /** Makes what arrived durable and moves it to `path` (an upload cut short, kept to resume). */

@@ -297,7 +297,8 @@ export class Store {
         // Through the same verified path as an upload: the source may have changed on disk.
         await file.copy(meta.hash, 0, meta.size)
         if (!file.digest().equals(meta.hash)) throw new FsyncdError(ErrorCode.MISSING, `local content for ${path} changed on the server`)
-        await this.#install(file, path, await file.seal(meta.mode, meta.mtime), meta.hash)
+        await file.seal(meta.mode, meta.mtime)
+        await this.#install(file, path, meta.hash)
       } catch (err) {
         this.#discard(file, path)
         throw err
@@ -350,10 +351,10 @@ export class Store {
       crashPoint('after-temp-write')
       for (let i = 0; i < batch.length; i++) {
         const q = batch[i] as QueuedFile
-        const seal = sealed[i] as PromiseSettledResult<Stats>
+        const seal = sealed[i] as PromiseSettledResult<void>
         try {
           if (seal.status === 'rejected') throw seal.reason
-          await this.#install(q.file, q.path, seal.value, q.meta.hash)
+          await this.#install(q.file, q.path, q.meta.hash)
           crashPoint('after-rename')
           q.resolve()
         } catch (err) {
@@ -432,8 +433,12 @@ export class Store {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  /** Renames a sealed (complete, durable) file into place and records it. */
-  async #install (file: IncomingFile, path: string, st: Stats, hash: Buffer): Promise<void> {
+  /**
+   * Renames a sealed (complete, durable) file into place and records it as what is at its final
+   * name now (rename changed its ctime; mode, mtime and size are the sealed ones): one lstat a
+   * file, not an fstat besides (20,000 files: ~0.1 s of the server's main thread).
+   */
+  async #install (file: IncomingFile, path: string, hash: Buffer): Promise<void> {
     file.close(true)
     try {
       await this.#prepareParent(path)
@@ -441,18 +446,25 @@ export class Store {
     } finally {
       file.releaseBases()
     }
-    const entry: Entry = { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash }
-    // rename changes ctime: stamp what is at the final name now.
-    this.tree.record(path, entry, lstatSync(this.abs(path)))
+    const st = lstatSync(this.abs(path))
+    this.tree.record(path, { kind: 'file', mode: st.mode & 0o7777, mtime: mtimeOf(st), size: st.size, hash }, st)
     this.partials.drop(hash, st.size)
     this.sums.schedule(hash, st.size)
   }
 
-  /** Renames `tmp` over `path`, clearing a folder that stood there. */
+  /**
+   * Renames `tmp` over `path`, clearing a folder that stood there: rename refuses to replace one
+   * (EISDIR), which is rare enough to look for only then (an lstat before every rename cost
+   * ~4 µs a file).
+   */
   async #replaceWith (tmp: string, path: string): Promise<void> {
-    const st = lstatSyncOrUndefined(this.abs(path))
-    if (st?.isDirectory() === true) await this.#removeAt(path)
-    renameSync(tmp, this.abs(path))
+    try {
+      renameSync(tmp, this.abs(path))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EISDIR' || lstatSyncOrUndefined(this.abs(path))?.isDirectory() !== true) throw err
+      await this.#removeAt(path)
+      renameSync(tmp, this.abs(path))
+    }
     this.tree.forget(path)
     this.#dirty.add(parentOf(path))
   }

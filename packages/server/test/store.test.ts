@@ -2,7 +2,8 @@
  * Store: temp files beside their final names. A start sweeps exactly the ones a crash left
  * (its own name format, files only), and never indexes anything so named.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -52,4 +53,27 @@ t.test('a move onto itself changes nothing; one where a side holds the other is 
   await store.flush()
   t.ok(existsSync(join(dest, 'a/b/f.txt')), 'and a, a/b and its file are all still there')
   t.same([...store.manifest.entries()].map(([p]) => p).sort(), ['a', 'a/b', 'a/b/f.txt', 'x'], 'as the index says')
+})
+
+t.test('a file installed where a folder stands replaces the folder; a symlink does too', async (t) => {
+  const dest = mkdtempSync(join(tmpdir(), 'fsyncd-store-'))
+  t.teardown(() => rmSync(dest, { recursive: true, force: true }))
+  mkdirSync(join(dest, 'a/inner'), { recursive: true })
+  writeFileSync(join(dest, 'a/inner/f.txt'), 'f')
+  mkdirSync(join(dest, 'l'))
+  const store = await Store.open(dest)
+  t.teardown(() => store.close())
+
+  const data = Buffer.from('now a file')
+  const hash = createHash('sha256').update(data).digest()
+  const [done] = await store.receiveWholeFiles([{ path: 'a', meta: { hash, size: data.length, mode: 0o640, mtime: 1e12 }, data }])
+  await store.symlink('l', 'a', 1e12)
+  await store.flush()
+  await done
+  t.equal(readFileSync(join(dest, 'a'), 'utf8'), 'now a file', 'the folder and what it held gave way to the file')
+  t.equal(statSync(join(dest, 'a')).mode & 0o777, 0o640)
+  t.equal(readlinkSync(join(dest, 'l')), 'a', 'the empty folder gave way to the link')
+  t.same([...store.manifest.entries()].map(([p, e]) => [p, e.kind]).sort(), [['a', 'file'], ['l', 'link']], 'as the index says')
+  const a = store.manifest.get('a')
+  t.same(a?.kind === 'file' ? [a.size, a.mode, a.mtime, a.hash.equals(hash)] : undefined, [data.length, 0o640, 1e12, true], 'recorded with its size, mode, mtime and hash')
 })
