@@ -5,9 +5,9 @@
  * refused most of these batches (a review found it; uniform generated text never showed it).
  */
 import t from 'tap'
-import { cpSync, readdirSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { diffTrees, pushOnce, REPO, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+import { CountingProxy, diffTrees, pushOnce, REPO, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
 
 t.test('a tree of source files and binaries between them arrives whole', async (t) => {
   const src = tempDir()
@@ -25,4 +25,34 @@ t.test('a tree of source files and binaries between them arrives whole', async (
   t.equal(r.code, 0, r.stderr.slice(-400))
   t.same(diffTrees(src, dest), [], 'the destination equals the source')
   t.equal(r.summary?.failures !== undefined ? (r.summary.failures as unknown[]).length : 0, 0, 'no path failed')
+})
+
+t.test('small files of many kinds side by side travel in batches of one kind, which compress like one file', async (t) => {
+  // 30 kinds (more than have a batch of their own), side by side in each folder: f000.k00,
+  // f000.k01, ... Each kind's files share a 3 KiB body of 6-bit noise (compressible, but only by
+  // finding the body again), each file with 200 bytes of its own.
+  const src = tempDir()
+  const kinds = 30
+  const perKind = 40
+  for (let i = 0; i < perKind; i++) {
+    const dir = join(src, `d${i % 4}`)
+    mkdirSync(dir, { recursive: true })
+    for (let k = 0; k < kinds; k++) {
+      const body = seededBytes(7000 + k, 3072).map((b) => 48 + (b & 0x3f))
+      const own = seededBytes(9000 + i * kinds + k, 200).map((b) => 48 + (b & 0x3f))
+      writeFileSync(join(dir, `f${String(i).padStart(3, '0')}.k${String(k).padStart(2, '0')}`), Buffer.concat([body, own]))
+    }
+  }
+  const dest = tempDir()
+  const server = await startServer(dest)
+  const proxy = new CountingProxy(server.port)
+  await proxy.listen()
+  t.teardown(async () => { await proxy.close(); await server.stop() })
+  const r = await pushOnce(src, proxy.port, tempDir())
+  t.equal(r.code, 0, r.stderr.slice(-400))
+  t.same(diffTrees(src, dest), [], 'the destination equals the source')
+  // What is new: 30 bodies and 1,200 own parts, 6 bits a byte: ~249 KB. In the walk's order a
+  // 256 KiB batch holds ~80 files of every kind and pays for every body again: 1.30 MB went so.
+  // By kind, 16 kinds have batches of their own (one body each) and 14 share one: 526 KB.
+  t.ok(proxy.up < 800_000, `${proxy.up} bytes up (walk order: 1.30 MB)`)
 })
