@@ -58,6 +58,16 @@ t.test('-q prints nothing on success; --version; a taken port exits 6; bad optio
   }
 })
 
+t.test('an option given twice takes its last value', async (t) => {
+  const src = tempDir()
+  writeFileSync(join(src, 'x'), 'x')
+  const server = await startServer(tempDir())
+  t.teardown(() => server.stop())
+  const p = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--state-dir', tempDir(), '--log-level', 'debug', '--log-level', 'silent'])
+  t.equal(await p.exited, 0, p.stderr())
+  t.equal(p.stderr(), '', 'silent, not debug (nor an error about two levels)')
+})
+
 t.test('the launcher gives the server\'s libuv pool 64 threads unless the environment sets the number', async (t) => {
   if (process.platform !== 'linux') return t.skip('counts threads in /proc')
   // Without NODE_OPTIONS, which tap puts back into every child it sees spawned: its loader hooks

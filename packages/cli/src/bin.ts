@@ -50,6 +50,9 @@ async function main (): Promise<number> {
   // terminal: ~15 ms of every run. Wrapped (yargs' default) only when help is what was asked for.
   if (args.length > 0 && !args.includes('--help') && !args.includes('-h')) parser.wrap(null)
   parser
+    // An option given twice takes its last value, as in rsync and most tools (yargs' default
+    // makes an array of them, which no option here accepts).
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .scriptName('fsyncd')
     .version(pkg.version)
     .usage('$0 <command> [options]\n\nKeep a folder on a server identical to a local folder, sending only what the server lacks.')
