@@ -29,6 +29,8 @@ const BATCH_BYTES = 1024 * 1024
  * (each holds at most a batch or a read chunk).
  */
 const MAX_QUEUED_SENDS = 4
+/** Operations sent and not yet answered, at most (unless UploaderOptions say otherwise). */
+const MAX_INFLIGHT_OPS = 4096
 /** Nacked files resent at once (see #retry). */
 const MAX_RETRIES_AT_ONCE = 2
 
@@ -342,7 +344,7 @@ export class Uploader {
 
   /** Waits for room in the window, then registers an operation under a new id. */
   async #admit (op: PlannedOp): Promise<{ id: number, pending: Pending }> {
-    const max = this.#opts.maxInflightOps ?? 4096
+    const max = this.#opts.maxInflightOps ?? MAX_INFLIGHT_OPS
     const maxBytes = this.#opts.maxInflightBytes ?? 64 * 1024 * 1024
     while (this.#pending.size >= max || this.#inflightBytes >= maxBytes) await this.#wait()
     const id = this.#nextId++
@@ -370,11 +372,28 @@ export class Uploader {
     // Within the count, the content and the frame header's size (long paths fill it first).
     const headerBytes = smallFileBound(op.path)
     if (batch.headerBytes + headerBytes > HEADER_ITEMS_BUDGET) await this.#sendBatch(batch)
+    // Gathered files hold places in the window until their batch goes: with many kinds of tiny
+    // files they could fill it, and #admit would wait for acks of files never sent.
+    if (this.#gathered() >= Math.max(1, Math.floor((this.#opts.maxInflightOps ?? MAX_INFLIGHT_OPS) / 2))) await this.#sendBatch(this.#fullest())
     const { id, pending } = await this.#admit(op)
     batch.items.push({ id, pending, op, data })
     batch.bytes += data.length
     batch.headerBytes += headerBytes
     if (batch.bytes >= BATCH_BYTES || batch.items.length >= MAX_FILES_PER_BATCH) await this.#sendBatch(batch)
+  }
+
+  /** Files gathered in batches, not sent yet. */
+  #gathered (): number {
+    let n = this.#raw.items.length
+    for (const b of this.#byKind.values()) n += b.items.length
+    return n
+  }
+
+  /** The batch holding the most files. */
+  #fullest (): Batch {
+    let fullest = this.#raw
+    for (const b of this.#byKind.values()) if (b.items.length > fullest.items.length) fullest = b
+    return fullest
   }
 
   /** The open batch of `kind`, or the shared one once MAX_KINDS have their own. */
