@@ -4,7 +4,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, pushOnce, run, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
 
@@ -58,14 +58,19 @@ t.test('-q prints nothing on success; --version; a taken port exits 6; bad optio
   }
 })
 
-t.test('an option given twice takes its last value', async (t) => {
+t.test('an option given twice takes its last value; --exclude, each', async (t) => {
   const src = tempDir()
-  writeFileSync(join(src, 'x'), 'x')
-  const server = await startServer(tempDir())
+  writeFileSync(join(src, 'keep.txt'), 'x')
+  writeFileSync(join(src, 'a.log'), 'x')
+  mkdirSync(join(src, 'node_modules'))
+  writeFileSync(join(src, 'node_modules', 'x.js'), 'x')
+  const dest = tempDir()
+  const server = await startServer(dest)
   t.teardown(() => server.stop())
-  const p = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--state-dir', tempDir(), '--log-level', 'debug', '--log-level', 'silent'])
+  const p = run(['push', src, `127.0.0.1:${server.port}`, '--once', '--state-dir', tempDir(), '--log-level', 'debug', '--log-level', 'silent', '--exclude', '*.log', '--exclude', 'node_modules'])
   t.equal(await p.exited, 0, p.stderr())
   t.equal(p.stderr(), '', 'silent, not debug (nor an error about two levels)')
+  t.same(readdirSync(dest).filter((n) => n !== '.fsyncd').sort(), ['keep.txt'], 'both patterns left their files out')
 })
 
 t.test('the launcher gives the server\'s libuv pool 64 threads unless the environment sets the number', async (t) => {

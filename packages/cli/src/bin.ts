@@ -42,6 +42,9 @@ function exitCodeOf (err: unknown): number {
   return Exit.INTERNAL
 }
 
+/** The options that may be given more than once, each time adding a value. */
+const REPEATABLE = new Set(['exclude'])
+
 async function main (): Promise<number> {
   let result: Promise<number> | undefined
   const args = hideBin(process.argv)
@@ -50,9 +53,13 @@ async function main (): Promise<number> {
   // terminal: ~15 ms of every run. Wrapped (yargs' default) only when help is what was asked for.
   if (args.length > 0 && !args.includes('--help') && !args.includes('-h')) parser.wrap(null)
   parser
-    // An option given twice takes its last value, as in rsync and most tools (yargs' default
-    // makes an array of them, which no option here accepts).
-    .parserConfiguration({ 'duplicate-arguments-array': false })
+    // An option given twice takes its last value, as in rsync and most tools (yargs makes an
+    // array of them, which only --exclude accepts; yargs' setting for it would keep one exclude).
+    .middleware((argv) => {
+      for (const [key, value] of Object.entries(argv)) {
+        if (Array.isArray(value) && key !== '_' && !REPEATABLE.has(key)) argv[key] = value.at(-1)
+      }
+    }, true)
     .scriptName('fsyncd')
     .version(pkg.version)
     .usage('$0 <command> [options]\n\nKeep a folder on a server identical to a local folder, sending only what the server lacks.')
