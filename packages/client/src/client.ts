@@ -17,7 +17,7 @@ import { IgnoreRules, isIgnoreFile } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
 import { readSyncMark, type SyncMark, writeSyncMark } from './sync-mark.js'
-import { type Failure, ScannedContent, Uploader, type UploadStats } from './uploader.js'
+import { type Failure, Uploader, type UploadStats } from './uploader.js'
 import type { TreeWatcher } from './watcher.js'
 
 export interface PushOptions {
@@ -386,8 +386,7 @@ export class PushClient {
   async #reconcile (link: Link): Promise<void> {
     const started = Date.now()
     const fresh: string[] = []
-    const scanned = new ScannedContent()
-    const changed = await this.#tree.scan('', this.#scanOptions(fresh, scanned))
+    const changed = await this.#tree.scan('', this.#scanOptions(fresh))
     this.#recheckLater(fresh)
     if (this.#once && changed.size === 0 && this.#inSyncAsMarked()) {
       this.#log.info({ entries: this.#tree.manifest.size, scanMs: Date.now() - started }, 'nothing changed here or on the server since the last sync')
@@ -402,7 +401,7 @@ export class PushClient {
     const bytesTotal = ops.reduce((n, op) => n + (op.t === 'file' ? op.entry.size : 0), 0)
     this.#progress = { totals: { opsTotal: ops.length, bytesTotal }, uploader: link.uploader, startedAt: Date.now() }
     try {
-      await link.uploader.push(ops, scanned)
+      await link.uploader.push(ops)
     } finally {
       this.#progress = undefined
     }
@@ -428,15 +427,11 @@ export class PushClient {
     this.#schedule()
   }
 
-  /**
-   * A scan's options: it keeps in `scanned` the small files it reads, and in watch mode collects
-   * into `fresh` the recent paths it adds (see RECHECK_MS).
-   */
-  #scanOptions (fresh: string[], scanned: ScannedContent): ScanOptions {
-    const onContent = (p: string, data: Buffer, hash: Buffer): void => scanned.keep(p, data, hash)
-    if (this.#watcher === undefined) return { ...SCAN, onContent }
+  /** A scan's options; in watch mode, it collects into `fresh` the recent paths it adds (see RECHECK_MS). */
+  #scanOptions (fresh: string[]): ScanOptions {
+    if (this.#watcher === undefined) return SCAN
     const since = Date.now() - RECENT_MS
-    return { ...SCAN, onContent, onAdded: (p, st) => { if (st.ctimeMs >= since) fresh.push(p) } }
+    return { ...SCAN, onAdded: (p, st) => { if (st.ctimeMs >= since) fresh.push(p) } }
   }
 
   /** Scans again, RECHECK_MS from now, the topmost of these paths that are still there by then. */
@@ -507,8 +502,7 @@ export class PushClient {
     this.#fullRescan = false
     this.#log.debug({ scope: scope.slice(0, 5), scopes: scope.length }, 'scanning')
     const fresh: string[] = []
-    const scanned = new ScannedContent()
-    const scan = this.#scanOptions(fresh, scanned)
+    const scan = this.#scanOptions(fresh)
     for (const p of scope) {
       const before = this.#tree.manifest.get(p)
       await this.#tree.scan(p, scan)
@@ -531,7 +525,7 @@ export class PushClient {
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
     await this.#warmBlocks(link, ops, unindexed)
-    await link.uploader.push(ops, scanned)
+    await link.uploader.push(ops)
     this.#scheduleSave()
   }
 

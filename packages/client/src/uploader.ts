@@ -72,41 +72,6 @@ function kindOf (path: string): string {
   return dot <= 0 || name.length - dot > 17 ? '' : name.slice(dot + 1).toLowerCase()
 }
 
-/** Bytes of small files' content a ScannedContent keeps, at most. */
-const SCANNED_BUDGET = 32 * 1024 * 1024
-
-/**
- * Small files' content as the scan read it to hash them (see LocalTree's ScanOptions.onContent),
- * for the upload to send without reading and hashing each one again: of a 20,000-file initial
- * sync, the second open, read and SHA-256 of every file were ~15 % of the client's CPU. Up to a
- * byte budget; each taken once.
- */
-export class ScannedContent {
-  readonly #files = new Map<string, { data: Buffer, hash: Buffer }>()
-  #bytes = 0
-
-  keep (path: string, data: Buffer, hash: Buffer): void {
-    if (data.length > INLINE_MAX || this.#bytes + data.length > SCANNED_BUDGET) return
-    this.#drop(path)
-    this.#files.set(path, { data, hash })
-    this.#bytes += data.length
-  }
-
-  /** The content of `path` if kept and it is content `hash`; forgotten either way. */
-  take (path: string, hash: Buffer): Buffer | undefined {
-    const kept = this.#drop(path)
-    return kept?.hash.equals(hash) === true ? kept.data : undefined
-  }
-
-  #drop (path: string): { data: Buffer, hash: Buffer } | undefined {
-    const kept = this.#files.get(path)
-    if (kept === undefined) return undefined
-    this.#files.delete(path)
-    this.#bytes -= kept.data.length
-    return kept
-  }
-}
-
 /** The whole content of a small file if it is exactly the planned version, else undefined. */
 function readStable (abs: string, entry: FileEntry): Buffer | undefined {
   let read: ReturnType<typeof readSmallFileStable>
@@ -279,12 +244,11 @@ export class Uploader {
     }
   }
 
-  /** Sends `ops`; `scanned`: the content of small files as the scan that planned them read it. */
-  async push (ops: Iterable<PlannedOp>, scanned?: ScannedContent): Promise<void> {
+  async push (ops: Iterable<PlannedOp>): Promise<void> {
     for (const op of ops) {
       // A file whose hash is pending streams whatever its size: only that path hashes as it reads.
       if (op.t === 'file' && !op.have && op.entry.size <= INLINE_MAX && !isHashPending(op.entry)) {
-        await this.#addToBatch(op, scanned)
+        await this.#addToBatch(op)
         continue
       }
       // Folders and links may go ahead of the small files gathered so far (a plan creates a
@@ -361,9 +325,8 @@ export class Uploader {
    * together (see literals.ts: on the bench's `varied`, 16.6 MB of zstd by kind against 18.6 MB
    * in the walk's order).
    */
-  async #addToBatch (op: Extract<PlannedOp, { t: 'file' }>, scanned?: ScannedContent): Promise<void> {
-    // The version planned, as the scan read it (a later change is the next scan's), or read again.
-    const data = scanned?.take(op.path, op.entry.hash) ?? readStable(`${this.#opts.root}/${op.path}`, op.entry)
+  async #addToBatch (op: Extract<PlannedOp, { t: 'file' }>): Promise<void> {
+    const data = readStable(`${this.#opts.root}/${op.path}`, op.entry)
     if (data === undefined) {
       this.#notSent(op)
       return

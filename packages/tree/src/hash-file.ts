@@ -13,10 +13,9 @@ export function sameVersion (a: Stats, b: Stats): boolean {
 /**
  * SHA-256 of a file, read in bounded chunks, with the stat that describes the version hashed.
  * A file that changes while being read is read again (up to `attempts` times), never reported
- * half old, half new; returns undefined when it would not hold still. A small file (SMALL_FILE)
- * is read whole, and its content comes along (`data`).
+ * half old, half new; returns undefined when it would not hold still.
  */
-export async function hashFileStable (path: string, attempts = 3, sizeHint = Infinity): Promise<{ hash: Buffer, stat: Stats, data?: Buffer } | undefined> {
+export async function hashFileStable (path: string, attempts = 3, sizeHint = Infinity): Promise<{ hash: Buffer, stat: Stats } | undefined> {
   if (sizeHint <= SMALL_FILE) return hashSmallFile(path, attempts)
   for (let i = 0; i < attempts; i++) {
     const fh = await open(path, 'r')
@@ -87,10 +86,10 @@ export function readSmallFileStable (path: string): { data: Buffer, stat: Stats 
   }
 }
 
-function hashSmallFile (path: string, attempts: number): { hash: Buffer, stat: Stats, data: Buffer } | undefined {
+function hashSmallFile (path: string, attempts: number): { hash: Buffer, stat: Stats } | undefined {
   for (let i = 0; i < attempts; i++) {
     const read = readSmallFileStable(path)
-    if (read !== undefined) return { hash: createHash('sha256').update(read.data).digest(), stat: read.stat, data: read.data }
+    if (read !== undefined) return { hash: createHash('sha256').update(read.data).digest(), stat: read.stat }
   }
   return undefined
 }

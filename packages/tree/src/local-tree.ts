@@ -32,11 +32,6 @@ export interface ScanOptions {
   deferHashFrom?: number
   /** Told of each path the scan adds (not in the manifest before), with the lstat it saw. */
   onAdded?: (path: string, st: Stats) => void
-  /**
-   * Told the content of each new or changed small file the scan read whole to hash (the version
-   * its entry describes): kept, it spares the upload a second read and hash of the file.
-   */
-  onContent?: (path: string, data: Buffer, hash: Buffer) => void
 }
 
 /**
@@ -280,7 +275,6 @@ export class LocalTree {
         entry = { kind: 'file', mode: s.mode & 0o7777, mtime: mtimeOf(s), size: s.size, hash: hashed.hash }
         this.#stamps.set(p, stampOf(s))
         if (old?.kind === 'file' && old.hash.equals(entry.hash) && old.mtime === entry.mtime && old.mode === entry.mode && old.size === entry.size) return true
-        if (hashed.data !== undefined && (old?.kind !== 'file' || !old.hash.equals(entry.hash))) opts.onContent?.(p, hashed.data, hashed.hash)
       }
     } else {
       this.#onSkip(p, 'not a regular file, folder or symlink', 'special')

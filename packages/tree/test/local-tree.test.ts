@@ -175,22 +175,3 @@ t.test('stateSum names the state file that holds the tree as it is, and nothing 
   await loaded.save(state)
   t.equal(loaded.stateSum, undefined, 'a save that left a pending entry out does not hold the tree')
 })
-
-t.test('a scan hands over the content of the new and changed small files it read, as hashed', async (t) => {
-  const root = tree()
-  t.teardown(() => rmSync(root, { recursive: true, force: true }))
-  const lt = new LocalTree(root, { ignore: (p) => p === '.fsyncd' })
-  const seen = new Map<string, string>()
-  const onContent = (p: string, data: Buffer, hash: Buffer): void => {
-    t.same(hash, createHash('sha256').update(data).digest(), `${p}: the content is what was hashed`)
-    seen.set(p, data.toString())
-  }
-  await lt.scan('', { onContent })
-  t.same([...seen].sort(), [['a/b/f.txt', 'hello'], ['top.txt', 'top']], 'every file is new: all of them')
-  seen.clear()
-  writeFileSync(join(root, 'top.txt'), 'TOP')
-  writeFileSync(join(root, 'a/b/f.txt'), 'hello') // rewritten, same content
-  writeFileSync(join(root, 'big.bin'), Buffer.alloc(300 * 1024, 1))
-  await lt.scan('', { onContent })
-  t.same([...seen].sort(), [['top.txt', 'TOP']], 'then only changed content: not a rewrite of the same bytes, not a file too big to read whole')
-})
