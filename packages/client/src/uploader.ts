@@ -337,12 +337,17 @@ export class Uploader {
     if (batch.headerBytes + headerBytes > HEADER_ITEMS_BUDGET) await this.#sendBatch(batch)
     // Gathered files hold places in the window until their batch goes: with many kinds of tiny
     // files they could fill it, and #admit would wait for acks of files never sent.
-    if (this.#gathered() >= Math.max(1, Math.floor((this.#opts.maxInflightOps ?? MAX_INFLIGHT_OPS) / 2))) await this.#sendBatch(this.#fullest())
+    if (this.#gathered() >= this.#maxGathered) await this.#sendBatch(this.#fullest())
     const { id, pending } = await this.#admit(op)
     batch.items.push({ id, pending, op, data })
     batch.bytes += data.length
     batch.headerBytes += headerBytes
     if (batch.bytes >= BATCH_BYTES || batch.items.length >= MAX_FILES_PER_BATCH) await this.#sendBatch(batch)
+  }
+
+  /** Files gathered in batches, not sent yet, at most: half the window (see #addToBatch). */
+  get #maxGathered (): number {
+    return Math.max(1, Math.floor((this.#opts.maxInflightOps ?? MAX_INFLIGHT_OPS) / 2))
   }
 
   /** Files gathered in batches, not sent yet. */

@@ -251,27 +251,30 @@ export class Store {
   /**
    * Receives files that arrive whole in one message (a `files` batch, an inline `file`): each
    * is written to a temp file beside its final name, checked and queued for installation (see
-   * commitFile), all in one hold of the lock. So no other session can swap a checked folder for a symlink before a create goes
-   * through it, nor move or delete a folder while a temp file in it is not queued yet (an
-   * operation installs what is queued before it acts). One promise per file, as commitFile's.
+   * commitFile), all in one hold of the lock. So no other session can swap a checked folder for
+   * a symlink before a create goes through it, nor move or delete a folder while a temp file in
+   * it is not queued yet (an operation installs what is queued before it acts). One promise per
+   * file, as commitFile's.
    */
   async receiveWholeFiles (files: ReadonlyArray<{ path: string, meta: FileMeta, data: Uint8Array }>): Promise<Array<Promise<void>>> {
     return await this.#exclusive(async () => {
-      const done: Array<Promise<void>> = []
+      const answers: Array<Promise<void>> = []
       for (const { path, meta, data } of files) {
         let file: IncomingFile | undefined
+        let done: Promise<void>
         try {
           await this.#checkParents(path)
           file = IncomingFile.create(this.#tempFor(path), this.#resolve, meta.size)
           file.write(data)
-          done.push(this.commitFile(file, path, meta)) // queued before it returns
+          done = this.commitFile(file, path, meta) // queued before it returns
         } catch (err) {
           if (file !== undefined) this.#discard(file, path)
-          done.push(Promise.reject(err))
+          done = Promise.reject(err)
         }
-        done.at(-1)?.catch(() => {}) // the caller's to answer
+        done.catch(() => {}) // the caller's to answer
+        answers.push(done)
       }
-      return done
+      return answers
     })
   }
 
