@@ -29,8 +29,9 @@
  *   | in the walk order | 18.6 MB  185 ms         | 17.0 MB  1,089 ms       | 17.9 MB  940 ms |
  *   | one kind each     | 16.6 MB  171 ms         | 16.3 MB  1,101 ms       | 16.3 MB 1,103 ms |
  *
- * (rsync -z: 17.4 MB; its zstd stream ends a block at every file.) A batch of 64 KiB or less,
- * and a small file sent alone, take the smallest codec instead (encodeOnce).
+ * (rsync -z: 17.4 MB, with one zstd stream: likely flushed where each file ends, which ends a
+ * block there, though its source was not checked.) A batch of 64 KiB or less, and a small file
+ * sent alone, take the smallest codec instead (encodeOnce).
  *
  * Every call runs on libuv's thread pool: the caller keeps reading and deltifying while the
  * pool compresses (see the uploader's send chain).
