@@ -7,6 +7,7 @@
 import { readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
+import { extname } from 'node:path'
 import type { DeltaOp } from '@fsyncd/delta'
 import { type Connection, ErrorCode, FsyncdError, type Manifest, HEADER_ITEMS_BUDGET, MAX_FILES_PER_BATCH, MAX_SIG_BYTES, MAX_RANGES_PER_COPY, type Operation, type PartialUpload, type PutFile, smallFileBound } from '@fsyncd/protocol'
 import { hashPrefix, isHashPending, mtimeOf, readSmallFileStable, sameVersion } from '@fsyncd/tree'
@@ -67,9 +68,8 @@ class Batch {
  * Files of one kind are alike more often than files side by side are.
  */
 function kindOf (path: string): string {
-  const name = path.slice(path.lastIndexOf('/') + 1)
-  const dot = name.lastIndexOf('.')
-  return dot <= 0 || name.length - dot > 17 ? '' : name.slice(dot + 1).toLowerCase()
+  const ext = extname(path) // '' for `name` and `.name`, '.' for `name.`: all no kind
+  return ext.length > 17 ? '' : ext.slice(1).toLowerCase()
 }
 
 /** The whole content of a small file if it is exactly the planned version, else undefined. */
