@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,5 +48,32 @@ t.test('a base replaced by a symlink or a FIFO is missing: not followed, not wai
   await t.rejects(file.copy(Buffer.alloc(32, 2), 0, 6), { code: 'MISSING' }, 'a FIFO (an open that waits for a writer would hang here)')
   t.equal(readFileSync(join(dir, 'tmp'), 'utf8'), '', 'nothing was copied')
   file.discard()
+  t.equal(openFds(), before, 'nothing left open')
+})
+
+t.test('writes and copies across many copy chunks land whole and in order', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fsyncd-incoming-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const base = randomBytes(5 * 1024 * 1024 + 123)
+  writeFileSync(join(dir, 'base'), base)
+  const before = openFds()
+  const file = IncomingFile.create(join(dir, 'tmp'), async () => join(dir, 'base'), 64 << 20)
+  const parts: Buffer[] = []
+  for (const size of [300_000, 17, 1 << 20, 262_144, 5]) {
+    const data = randomBytes(size)
+    file.write(data)
+    parts.push(data)
+  }
+  // Six 1 MiB chunks from an odd offset: the copy buffer is reused for each.
+  await file.copy(Buffer.alloc(32), 1001, base.length - 2000)
+  parts.push(base.subarray(1001, base.length - 999))
+  file.write(parts[0] as Buffer)
+  parts.push(parts[0] as Buffer)
+  const expected = Buffer.concat(parts)
+  t.equal(file.size, expected.length, 'the size counts every byte')
+  t.same(file.digest(), createHash('sha256').update(expected).digest(), 'the hash covers the bytes in order')
+  await file.seal(0o644, Date.now())
+  t.ok(readFileSync(join(dir, 'tmp')).equals(expected), 'the file holds exactly those bytes once sealed')
+  file.close() // under 8 MiB: no write-back runs, so the close is at once
   t.equal(openFds(), before, 'nothing left open')
 })
