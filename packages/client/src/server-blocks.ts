@@ -183,11 +183,13 @@ export class ServerBlocks {
   /**
    * Starts sending content `hash` (undefined: not known until the end): deltified against the
    * cache unless `delta` is false, and indexed unless the cache holds that content already.
+   * `basis`: the content the server holds at this path, the deltifier's first guess.
    */
-  upload (hash: Buffer | undefined, delta: boolean): Upload {
+  upload (hash: Buffer | undefined, delta: boolean, basis?: Buffer): Upload {
     const pending = hash !== undefined && this.has(hash) ? undefined : this.#begin()
+    const firstGuess = basis === undefined ? undefined : this.#refOf.get(basis.toString('hex'))
     // Bounded copies: the indexing pass holds the bytes a pending copy covers.
-    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher, pending === undefined ? { maxLiteral: MAX_LITERAL } : { maxLiteral: MAX_LITERAL, maxCopy: INDEXING_MAX_COPY }) : undefined
+    const deltifier = delta && this.contents > 0 ? new Deltifier(this.#index, this.#hasher, { maxLiteral: MAX_LITERAL, firstGuess, ...(pending === undefined ? {} : { maxCopy: INDEXING_MAX_COPY }) }) : undefined
     const prefix = (chunk: Uint8Array): void => pending?.writer.push(chunk)
     if (deltifier === undefined) {
       return {

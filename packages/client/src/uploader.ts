@@ -646,7 +646,7 @@ export class Uploader {
       const resumeAt = op.noResume === true || hasher !== undefined ? 0 : this.#takePartial(entry)
       // Deltified against the cache of the server's blocks, and added to it in the same read; it
       // becomes a base for later files once sent whole: the server applies operations in order.
-      const upload = blocks?.upload(hasher === undefined ? entry.hash : undefined, op.noDelta !== true && entry.size >= blocks.blockSize)
+      const upload = blocks?.upload(hasher === undefined ? entry.hash : undefined, op.noDelta !== true && entry.size >= blocks.blockSize, op.basis?.hash)
       if (upload?.keepsChunks === false) scratch = Buffer.allocUnsafe(Math.min(CHUNK, entry.size))
       let prefix: Buffer | undefined
       if (resumeAt > 0) {

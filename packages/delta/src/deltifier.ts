@@ -24,6 +24,13 @@ export interface DeltifierOptions {
    * a copy still growing is not handed out.
    */
   maxCopy?: number
+  /**
+   * An indexed file the target likely starts like (its previous version): its first block is
+   * the guess for the target's first window. An unchanged start then matches block by block
+   * without the weak table, which is built at the first miss only (a 100 MB index: ~30 ms in a
+   * fresh process). A wrong guess costs one xxh64 of a block.
+   */
+  firstGuess?: number
 }
 
 /**
@@ -102,6 +109,7 @@ export class Deltifier {
     // What the scan may hold back (a pending literal and two blocks of lookahead) fills at most half.
     this.#capacity = 2 * (maxLiteral + 2 * index.blockSize)
     this.#buf = new Uint8Array(Math.min(this.#capacity, 16 * index.blockSize))
+    if (opts.firstGuess !== undefined && index.hasFile(opts.firstGuess)) this.#expectRef = opts.firstGuess
   }
 
   /** Feeds the next bytes of the target; returns the ops completed so far (possibly none). */

@@ -90,9 +90,11 @@ t.test('random scenarios rebuild byte-exact and cost no more than their new byte
     const maxLiteral = r.below(4) === 0 ? r.between(1, 3 * B) : undefined
     const feed: Feed = target.length < 3000 && r.below(3) === 0 ? 'bytes' : 'random'
     const index = indexOf(hasher, files, B, r.pick<Feed>(['whole', 'random', 'bytes']), round)
-    const ops = deltify(hasher, index, target, feed, round, { maxLiteral })
+    // Half the rounds guess a file for the start: right or wrong, the same promises hold.
+    const firstGuess = files.size > 0 && r.below(2) === 0 ? r.pick([...files.keys()]) : undefined
+    const ops = deltify(hasher, index, target, feed, round, { maxLiteral, firstGuess })
     const rebuilt = rebuild(ops, files, maxLiteral)
-    const where = `round ${round} (B=${B}, ${files.size} files, target ${target.length} B, feed ${feed})`
+    const where = `round ${round} (B=${B}, ${files.size} files, target ${target.length} B, feed ${feed}, first guess ${firstGuess ?? 'none'})`
     if (firstDifference(rebuilt, target) !== -1) {
       t.fail(`${where}: rebuilt differs at byte ${firstDifference(rebuilt, target)}`)
       continue
@@ -203,4 +205,21 @@ t.test('IndexingDeltifier holds at most maxCopy and a chunk of the target, howev
   t.ok(bounded <= 16 * 1024 + 4096 + 4 * B, `with maxCopy 16 KiB: at most ${bounded} B held`)
   const unbounded = run(undefined)
   t.ok(unbounded > 1024 * 1024, `without it the whole unchanged stretch is held (${unbounded} B): what the bound is for`)
+})
+
+t.test('the first guess is tried before the weak table: the previous version is the source of an unchanged start', async (t) => {
+  const B = 64
+  const content = new Prng(7).bytes(40 * B + 10)
+  const edited = concat(content.subarray(0, 30 * B), new Prng(8).bytes(5), content.subarray(30 * B + 5))
+  const files = new Map([[1, content], [2, content]]) // the same content twice: the table finds one
+  const index = indexOf(hasher, files, B)
+  const found = deltify(hasher, index, edited, 'random', 3)
+  const source = found.find((op) => op.type === 'copy')
+  t.ok(source?.type === 'copy', 'without a guess, copies from the file the table finds')
+  const other = source?.type === 'copy' && source.fileRef === 1 ? 2 : 1
+  const guessed = deltify(hasher, index, edited, 'random', 3, { firstGuess: other })
+  t.same(rebuild(guessed, files), edited, 'rebuilds the target')
+  const copies = guessed.filter((op) => op.type === 'copy')
+  t.ok(copies.length > 0 && copies.every((op) => op.type === 'copy' && op.fileRef === other), `with file ${other} guessed, every copy is from it (the next blocks follow the match)`)
+  t.equal(statsOf(guessed).literalBytes, statsOf(found).literalBytes, 'and the literal is the same')
 })
