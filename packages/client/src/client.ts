@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
 import { LocalTree, loadManifest, mtimeOf, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
+import { FirstSyncStream } from './first-sync.js'
 import { IgnoreRules, isIgnoreFile } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
 import { ServerBlocks } from './server-blocks.js'
@@ -325,6 +326,7 @@ export class PushClient {
       const ready = await conn.expect('ready')
       partials = ready.partials
       this.#serverDigest = ready.digest
+      this.#serverEntries = ready.entries
       if (!(this.#savedRemote?.digest ?? this.#remoteView().digest()).equals(ready.digest)) {
         this.#log.info({ entries: ready.entries }, 'fetching the server listing (cached view is cold or stale)')
         this.#summary.listed = true
@@ -384,9 +386,23 @@ export class PushClient {
   // ---- reconcile and watch --------------------------------------------------------------------
 
   async #reconcile (link: Link): Promise<void> {
+    try {
+      await this.#reconcileOnce(link)
+    } finally {
+      this.#progress = undefined
+    }
+  }
+
+  async #reconcileOnce (link: Link): Promise<void> {
     const started = Date.now()
     const fresh: string[] = []
-    const changed = await this.#tree.scan('', this.#scanOptions(fresh))
+    const stream = await this.#firstSyncStream(link)
+    let changed: Set<string>
+    try {
+      changed = await this.#tree.scan('', { ...this.#scanOptions(fresh), ...(stream !== undefined ? { onEntry: stream.add } : {}) })
+    } finally {
+      await stream?.done()
+    }
     this.#recheckLater(fresh)
     if (this.#once && changed.size === 0 && this.#inSyncAsMarked()) {
       this.#log.info({ entries: this.#tree.manifest.size, scanMs: Date.now() - started }, 'nothing changed here or on the server since the last sync')
@@ -396,15 +412,28 @@ export class PushClient {
     this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent([''])
     const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
-    this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, scanMs: Date.now() - started }, 'reconciling')
+    this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, ...(stream !== undefined ? { streamed: stream.totals.opsTotal } : {}), scanMs: Date.now() - started }, 'reconciling')
     await this.#warmBlocks(link, ops, unindexed)
-    const bytesTotal = ops.reduce((n, op) => n + (op.t === 'file' ? op.entry.size : 0), 0)
-    this.#progress = { totals: { opsTotal: ops.length, bytesTotal }, uploader: link.uploader, startedAt: Date.now() }
-    try {
-      await link.uploader.push(ops)
-    } finally {
-      this.#progress = undefined
-    }
+    const totals = stream?.totals ?? { opsTotal: 0, bytesTotal: 0 }
+    totals.opsTotal += ops.length
+    totals.bytesTotal += ops.reduce((n, op) => n + (op.t === 'file' ? op.entry.size : 0), 0)
+    this.#progress = { totals, uploader: link.uploader, startedAt: this.#progress?.startedAt ?? Date.now() }
+    await link.uploader.push(ops)
+  }
+
+  /**
+   * Into an empty server, the scan's entries go out as it finds them (see first-sync.ts), with
+   * the block cache ready first (pruned to nothing: the server holds nothing to copy from).
+   */
+  async #firstSyncStream (link: Link): Promise<FirstSyncStream | undefined> {
+    if (this.#serverEntries !== 0) return undefined
+    const remote = this.#remoteView()
+    if (remote.size !== 0) return undefined
+    await this.#loadBlocks()
+    this.#blocks?.prune(remote)
+    const stream = new FirstSyncStream(this.#tree.manifest, remote, async (ops) => await link.uploader.add(ops))
+    this.#progress = { totals: stream.totals, uploader: link.uploader, startedAt: Date.now() }
+    return stream
   }
 
   #markDirty (paths: string[]): void {
@@ -553,9 +582,7 @@ export class PushClient {
     if (blocks === undefined) return []
     if (!this.#blocksLoaded) {
       if (!this.#mayUpload(scope)) return []
-      this.#blocksLoaded = true
-      await blocks.load(this.#stateFile('blocks'))
-      this.#saved.blocks = blocks.version
+      await this.#loadBlocks()
     }
     blocks.prune(this.#remote)
     const out: Array<[string, Buffer]> = []
@@ -563,6 +590,15 @@ export class PushClient {
       if (e.kind === 'file' && e.size >= blocks.blockSize && !blocks.has(e.hash) && this.#remote.hasContent(e.hash)) out.push([p, e.hash])
     }
     return out
+  }
+
+  /** Reads the block cache from disk, once. */
+  async #loadBlocks (): Promise<void> {
+    const blocks = this.#blocks
+    if (blocks === undefined || this.#blocksLoaded) return
+    this.#blocksLoaded = true
+    await blocks.load(this.#stateFile('blocks'))
+    this.#saved.blocks = blocks.version
   }
 
   /** Whether some file in `scope` differs from what the model says the server holds there. */
@@ -603,6 +639,8 @@ export class PushClient {
   #saved = { remote: -1, blocks: -1 }
   /** The digest the server gave at the last connect. */
   #serverDigest: Buffer | undefined
+  /** How many entries the server said it holds when this link connected. */
+  #serverEntries: number | undefined
   /** Whether the block cache was read from its state file (see #unindexedServerContent). */
   #blocksLoaded = false
   /** The save running, if any (see #saveState). */

@@ -244,7 +244,18 @@ export class Uploader {
     }
   }
 
+  /** Sends `ops` in order, and waits until everything queued is on its way (see `add`). */
   async push (ops: Iterable<PlannedOp>): Promise<void> {
+    await this.add(ops)
+    await this.#sendBatches()
+    await this.#settle()
+  }
+
+  /**
+   * Sends `ops` in order, but small files may stay gathered in their batches (see #addToBatch)
+   * for the ops of a later `add` or `push` to fill: for a plan that arrives in parts.
+   */
+  async add (ops: Iterable<PlannedOp>): Promise<void> {
     for (const op of ops) {
       // A file whose hash is pending streams whatever its size: only that path hashes as it reads.
       if (op.t === 'file' && !op.have && op.entry.size <= INLINE_MAX && !isHashPending(op.entry)) {
@@ -257,8 +268,6 @@ export class Uploader {
       if (op.t !== 'mkdir' && op.t !== 'symlink') await this.#sendBatches()
       await this.#send(op)
     }
-    await this.#sendBatches()
-    await this.#settle()
   }
 
   /**

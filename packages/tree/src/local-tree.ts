@@ -32,6 +32,11 @@ export interface ScanOptions {
   deferHashFrom?: number
   /** Told of each path the scan adds (not in the manifest before), with the lstat it saw. */
   onAdded?: (path: string, st: Stats) => void
+  /**
+   * Told of each entry the scan sets (added or changed), as soon as it is in the manifest; a
+   * folder's before anything inside it. Entries that did not change are not told.
+   */
+  onEntry?: (path: string, entry: Entry) => void
 }
 
 /**
@@ -288,6 +293,7 @@ export class LocalTree {
     if (entry.kind !== 'file') this.#stamps.delete(p)
     changed.add(p)
     if (old === undefined) opts.onAdded?.(p, st)
+    opts.onEntry?.(p, entry)
     return true
   }
 
