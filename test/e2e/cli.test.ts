@@ -77,14 +77,15 @@ t.test('the launcher gives the server\'s libuv pool 64 threads unless the enviro
   if (process.platform !== 'linux') return t.skip('counts threads in /proc')
   // Without NODE_OPTIONS, which tap puts back into every child it sees spawned: its loader hooks
   // (coverage) would start the pool before the launcher runs.
-  const serve = async (extra: string[]): Promise<number> => {
-    const p = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'FSYNCD_TOKEN', ...extra, process.execPath, BIN, 'serve', tempDir(), '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const serve = async (extra: string[], before: string[] = []): Promise<number> => {
+    const p = spawn('env', ['-u', 'NODE_OPTIONS', '-u', 'FSYNCD_TOKEN', ...extra, process.execPath, BIN, ...before, 'serve', tempDir(), '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] })
     t.teardown(() => p.kill())
     // Listening: the destination is open, which started the pool; the rest of the threads are alike.
     await once(p.stdout, 'data')
     return readdirSync(`/proc/${String(p.pid)}/task`).length
   }
   t.equal(await serve([]) - await serve(['UV_THREADPOOL_SIZE=4']), 60, 'the same process with 64 pool threads, not 4')
+  t.equal(await serve([], ['--log-level', 'warn']) - await serve(['UV_THREADPOOL_SIZE=4']), 60, 'also with an option and its value before the command')
 })
 
 t.test('run as a program, the launcher starts Node without NODE_EXTRA_CA_CERTS', async (t) => {

@@ -17,8 +17,13 @@
 //   together: the more wait, the fewer commits. 20,000 small files reached an ext4 destination
 //   with a journal in 3.1-3.4 s instead of 3.8-3.9 s with 16 threads (4 threads: slower still).
 // - the client: 16. Its pool work is compression and reads; 64 gained nothing.
-// The command is the first argument that is not an option (`fsyncd --log-level warn serve` thus
-// gets 16: options go after the command).
-const command = process.argv.slice(2).find((a) => !a.startsWith('-'))
+// The command is the first argument that is neither an option nor the value of one of the
+// options that take a value and may come before it (bin.ts: --log-level, --token-file).
+const args = process.argv.slice(2)
+let command
+for (let i = 0; i < args.length && command === undefined; i++) {
+  if (args[i] === '--log-level' || args[i] === '--token-file') i++
+  else if (!args[i].startsWith('-')) command = args[i]
+}
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = command === 'serve' ? '64' : '16' // set and not empty: theirs
 import('../dist/bundle/fsyncd.mjs')
