@@ -28,7 +28,7 @@ export interface DeltifierOptions {
    * An indexed file the target likely starts like (its previous version): its first block is
    * the guess for the target's first window. An unchanged start then matches block by block
    * without the weak table, which is built at the first miss only (a 100 MB index: ~30 ms in a
-   * fresh process). A wrong guess costs one xxh64 of a block.
+   * fresh process). A wrong guess costs one xxh64 of a block (two, with the overwrite guess).
    */
   firstGuess?: number
 }
@@ -91,6 +91,8 @@ export class Deltifier {
   /** Block #expectBlock of #expectRef is the guess for the window at #pos; -1: no guess. */
   #expectRef = -1
   #expectBlock = 0
+  /** The guess is the caller's `firstGuess`, not the block after a match. */
+  #guessIsFirst = false
   #ended = false
 
   constructor (index: BlockIndex, hasher: StrongHasher, opts: DeltifierOptions = {}) {
@@ -109,7 +111,10 @@ export class Deltifier {
     // What the scan may hold back (a pending literal and two blocks of lookahead) fills at most half.
     this.#capacity = 2 * (maxLiteral + 2 * index.blockSize)
     this.#buf = new Uint8Array(Math.min(this.#capacity, 16 * index.blockSize))
-    if (opts.firstGuess !== undefined && index.hasFile(opts.firstGuess)) this.#expectRef = opts.firstGuess
+    if (opts.firstGuess !== undefined && index.hasFile(opts.firstGuess)) {
+      this.#expectRef = opts.firstGuess
+      this.#guessIsFirst = true
+    }
   }
 
   /** Feeds the next bytes of the target; returns the ops completed so far (possibly none). */
@@ -148,8 +153,10 @@ export class Deltifier {
         const skipBlock = this.#expectBlock + 1
         if (skipRef >= 0) {
           if (this.#tryBlock(skipRef, this.#expectBlock, this.#pos)) continue
-          if (this.#index.blockEntry(skipRef, this.#expectBlock) >= 0) this.#plainUntil = this.#pos + 2 * B
+          // Missing the block after a match is an edit in that file; missing the first guess is not.
+          if (!this.#guessIsFirst && this.#index.blockEntry(skipRef, this.#expectBlock) >= 0) this.#plainUntil = this.#pos + 2 * B
         }
+        this.#guessIsFirst = false
         this.#expectRef = -1
         if (avail < B) return
         const weak = weakSum(this.#buf, this.#pos, this.#pos + B)
@@ -249,6 +256,7 @@ export class Deltifier {
     this.#rolling = false
     this.#expectRef = length === this.#blockSize ? fileRef : -1
     this.#expectBlock = block + 1
+    this.#guessIsFirst = false
   }
 
   #flushLiteral (to: number): void {

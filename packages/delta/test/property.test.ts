@@ -223,3 +223,17 @@ t.test('the first guess is tried before the weak table: the previous version is 
   t.ok(copies.length > 0 && copies.every((op) => op.type === 'copy' && op.fileRef === other), `with file ${other} guessed, every copy is from it (the next blocks follow the match)`)
   t.equal(statsOf(guessed).literalBytes, statsOf(found).literalBytes, 'and the literal is the same')
 })
+
+t.test('a first guess that misses does not stop the search for small files at the start', async (t) => {
+  const B = 1024
+  const r = new Prng(11)
+  const small = r.bytes(700) // shorter than a block: found by its anchor
+  const files = new Map([[1, small], [2, r.bytes(10 * B)]])
+  const target = concat(small, r.bytes(5000))
+  const index = indexOf(hasher, files, B)
+  for (const firstGuess of [undefined, 2]) {
+    const ops = deltify(hasher, index, target, 'whole', 1, { firstGuess })
+    t.same(rebuild(ops, files), target, `rebuilt (guess ${String(firstGuess)})`)
+    t.equal(statsOf(ops).literalBytes, 5000, `the small file is copied, only the new bytes are literal (guess ${String(firstGuess)})`)
+  }
+})
