@@ -51,3 +51,30 @@ t.test('a full disk: NO_SPACE, exit 5, last good state kept, then recovery', { s
   t.equal(r.code, 0, `with room again the next push works: ${r.stderr.slice(-300)}`)
   t.same(diffTrees(src, dest), [], 'and converges')
 })
+
+const where2 = tempDir()
+const dest2 = join(where2, 'dest')
+mkdirSync(dest2)
+const cannot2 = mountTmpfs(dest2, '4m')
+
+t.test('a first sync that does not fit: each refusal reported once, nothing sent twice', { skip: cannot2 ?? false }, async (t) => {
+  t.teardown(() => { try { execFileSync('umount', [dest2]) } catch {} rmSync(where2, { recursive: true, force: true }) })
+  // Into an empty server the scan streams (first-sync.ts): refusals arrive while it still runs.
+  const src = tempDir()
+  let entries = 0
+  for (let d = 0; d < 12; d++) {
+    mkdirSync(join(src, `d${d}`))
+    writeFileSync(join(src, `d${d}`, 'big.bin'), seededBytes(100 + d, 1024 * 1024))
+    for (let i = 0; i < 30; i++) writeFileSync(join(src, `d${d}`, `f${i}.txt`), `file ${d}/${i}\n`.repeat(20))
+    entries += 32
+  }
+  const server = await startServer(dest2)
+  t.teardown(() => server.stop())
+  const r = await pushOnce(src, server.port, tempDir())
+  t.equal(r.code, 5, `exit 5: synced except what did not fit (${r.stderr.slice(-300)})`)
+  const failures = (r.summary?.failures ?? []) as Array<{ path: string }>
+  const paths = failures.map((f) => f.path)
+  t.ok(paths.length > 0, `some files did not fit (${paths.length})`)
+  t.equal(new Set(paths).size, paths.length, 'no path reported twice')
+  t.ok((r.summary?.ops as number) <= entries, `no op sent twice (${String(r.summary?.ops)} ops for ${entries} entries)`)
+})

@@ -6,6 +6,11 @@ import type { Progress } from '@fsyncd/client'
 import { formatBytes } from './summary.js'
 
 export function formatProgress (p: Progress, now = Date.now()): string {
+  if (p.scanning === true) {
+    // Totals that still grow make no bar and no ETA.
+    const rate = p.bytesDone / Math.max((now - p.startedAt) / 1000, 0.001)
+    return `scanning and sending  ${p.opsDone}/${p.opsTotal}+ ops  ${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}+  ${formatBytes(Math.round(rate))}/s`
+  }
   const fraction = p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : p.opsTotal > 0 ? p.opsDone / p.opsTotal : 1
   const secs = Math.max((now - p.startedAt) / 1000, 0.001)
   const rate = p.bytesDone / secs

@@ -51,6 +51,8 @@ export interface Progress {
   bytesTotal: number
   bytesDone: number
   startedAt: number
+  /** The totals still grow: the scan is still finding what to send (a first sync streams). */
+  scanning?: boolean
 }
 
 /** A source that is empty (or gone) while the server holds files: most likely a mistake. */
@@ -135,7 +137,7 @@ export class PushClient {
   #closed = false
   #wakeClosed: (() => void) | undefined
   #stateLoaded = false
-  #progress: { totals: { opsTotal: number, bytesTotal: number }, uploader: Uploader | undefined, startedAt: number } | undefined
+  #progress: { totals: { opsTotal: number, bytesTotal: number }, uploader: Uploader | undefined, startedAt: number, scanning?: boolean } | undefined
   #blocks: ServerBlocks | undefined
 
   constructor (opts: PushOptions) {
@@ -164,7 +166,7 @@ export class PushClient {
     const p = this.#progress
     if (p === undefined) return undefined
     const u = this.#link?.uploader.stats ?? p.uploader?.stats
-    return { ...p.totals, opsDone: u?.ops ?? 0, bytesDone: (u?.dataBytes ?? 0), startedAt: p.startedAt }
+    return { ...p.totals, opsDone: u?.ops ?? 0, bytesDone: (u?.dataBytes ?? 0), startedAt: p.startedAt, ...(p.scanning === true ? { scanning: true } : {}) }
   }
 
   /** Reconciles once and returns when the server has made every change durable. */
@@ -411,7 +413,8 @@ export class PushClient {
     this.#remoteView()
     this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent([''])
-    const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
+    const planned = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
+    const ops = stream?.leftToPlan(planned) ?? planned
     this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, ...(stream !== undefined ? { streamed: stream.totals.opsTotal } : {}), scanMs: Date.now() - started }, 'reconciling')
     await this.#warmBlocks(link, ops, unindexed)
     const totals = stream?.totals ?? { opsTotal: 0, bytesTotal: 0 }
@@ -432,7 +435,7 @@ export class PushClient {
     await this.#loadBlocks()
     this.#blocks?.prune(remote)
     const stream = new FirstSyncStream(this.#tree.manifest, remote, async (ops) => await link.uploader.add(ops))
-    this.#progress = { totals: stream.totals, uploader: link.uploader, startedAt: Date.now() }
+    this.#progress = { totals: stream.totals, uploader: link.uploader, startedAt: Date.now(), scanning: true }
     return stream
   }
 

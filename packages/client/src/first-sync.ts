@@ -11,6 +11,10 @@
  * is a copy (`have`), as in the plan. What this leaves out (files whose hash is pending, and
  * whatever the scan did not tell) the plan after the scan finds not on the server yet: `remote`
  * is updated here as the plan updates it, so the plan sends only the rest.
+ *
+ * What the server refused meanwhile, or the uploader dropped (a file changed since the scan),
+ * the uploader has taken out of `remote` again, so that the next sync tries it: `sent` tells
+ * the plan after the scan to leave those paths alone in this one (see `leftToPlan`).
  */
 import { type Entry, type Manifest, parentOf } from '@fsyncd/protocol'
 import { isHashPending } from '@fsyncd/tree'
@@ -20,6 +24,8 @@ export class FirstSyncStream {
   readonly #local: Manifest
   readonly #remote: Manifest
   readonly #send: (ops: PlannedOp[]) => Promise<void>
+  /** Paths of every op emitted: the server held nothing, so each is sent (or was refused). */
+  readonly #sent = new Set<string>()
   #queue: PlannedOp[] = []
   #running: Promise<void> | undefined
   #error: unknown
@@ -35,10 +41,10 @@ export class FirstSyncStream {
 
   /** For the scan's `onEntry`: plans `path` (and any parent the server lacks) and sends it. */
   readonly add = (path: string, entry: Entry): void => {
-    if (this.#error !== undefined || this.#remote.has(path)) return
+    if (this.#error !== undefined || this.#sent.has(path)) return
     if (entry.kind === 'file' && isHashPending(entry)) return
     const parents: string[] = []
-    for (let q = parentOf(path); q !== '' && !this.#remote.has(q); q = parentOf(q)) parents.push(q)
+    for (let q = parentOf(path); q !== '' && !this.#sent.has(q); q = parentOf(q)) parents.push(q)
     for (const q of parents.reverse()) {
       const e = this.#local.get(q)
       if (e?.kind !== 'dir') return // not a folder here (yet): the plan sees to it
@@ -64,7 +70,21 @@ export class FirstSyncStream {
     if (this.#error !== undefined) throw this.#error
   }
 
+  /**
+   * The ops of the plan after the scan that this stream did not send already, and the model
+   * put back for those it did: the plan re-adds to `remote` what the uploader took out of it
+   * (see above), and only the uploader's word on those paths counts.
+   */
+  leftToPlan (ops: PlannedOp[]): PlannedOp[] {
+    return ops.filter((op) => {
+      if (op.t === 'move' || !this.#sent.has(op.path)) return true
+      this.#remote.deleteTree(op.path)
+      return false
+    })
+  }
+
   #emit (op: PlannedOp, path: string, entry: Entry): void {
+    this.#sent.add(path)
     this.#queue.push(op)
     this.#remote.set(path, entry)
     this.totals.opsTotal++
