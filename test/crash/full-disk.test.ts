@@ -19,13 +19,19 @@ function mountTmpfs (dir: string, size: string): string | undefined {
   }
 }
 
-const where = tempDir()
-const dest = join(where, 'dest')
-mkdirSync(dest)
-const cannot = mountTmpfs(dest, '4m')
+/** A 4 MiB tmpfs to serve into; `cannot` says why there is none. Unmounted by `remove`. */
+function smallDisk (): { dest: string, cannot: string | undefined, remove: () => void } {
+  const where = tempDir()
+  const dest = join(where, 'dest')
+  mkdirSync(dest)
+  return { dest, cannot: mountTmpfs(dest, '4m'), remove: () => { try { execFileSync('umount', [dest]) } catch {} rmSync(where, { recursive: true, force: true }) } }
+}
 
-t.test('a full disk: NO_SPACE, exit 5, last good state kept, then recovery', { skip: cannot ?? false }, async (t) => {
-  t.teardown(() => { try { execFileSync('umount', [dest]) } catch {} rmSync(where, { recursive: true, force: true }) })
+const disk = smallDisk()
+const dest = disk.dest
+
+t.test('a full disk: NO_SPACE, exit 5, last good state kept, then recovery', { skip: disk.cannot ?? false }, async (t) => {
+  t.teardown(disk.remove)
   const src = tempDir()
   const state = tempDir()
   writeFileSync(join(src, 'keep.txt'), 'last good state')
@@ -52,13 +58,11 @@ t.test('a full disk: NO_SPACE, exit 5, last good state kept, then recovery', { s
   t.same(diffTrees(src, dest), [], 'and converges')
 })
 
-const where2 = tempDir()
-const dest2 = join(where2, 'dest')
-mkdirSync(dest2)
-const cannot2 = mountTmpfs(dest2, '4m')
+const disk2 = smallDisk()
 
-t.test('a first sync that does not fit: each refusal reported once, nothing sent twice', { skip: cannot2 ?? false }, async (t) => {
-  t.teardown(() => { try { execFileSync('umount', [dest2]) } catch {} rmSync(where2, { recursive: true, force: true }) })
+t.test('a first sync that does not fit: each refusal reported once, nothing sent twice', { skip: disk2.cannot ?? false }, async (t) => {
+  t.teardown(disk2.remove)
+  const dest2 = disk2.dest
   // Into an empty server the scan streams (first-sync.ts): refusals arrive while it still runs.
   const src = tempDir()
   let entries = 0
