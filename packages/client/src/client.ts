@@ -413,8 +413,7 @@ export class PushClient {
     this.#remoteView()
     this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent([''])
-    const planned = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d))
-    const ops = stream?.leftToPlan(planned) ?? planned
+    const ops = plan(this.#tree.manifest, this.#remote, [''], (p, d) => this.#rules.ignores(p, d), stream?.sent)
     this.#log.info({ entries: this.#tree.manifest.size, ops: ops.length, ...(stream !== undefined ? { streamed: stream.totals.opsTotal } : {}), scanMs: Date.now() - started }, 'reconciling')
     await this.#warmBlocks(link, ops, unindexed)
     const totals = stream?.totals ?? { opsTotal: 0, bytesTotal: 0 }

@@ -16,7 +16,7 @@
  *
  * What the server refused meanwhile, or the uploader dropped (a file changed since the scan),
  * the uploader has taken out of `remote` again, so that the next sync tries it: `sent` tells
- * the plan after the scan to leave those paths alone in this one (see `leftToPlan`).
+ * the plan after the scan to leave those paths alone in this one (plan's `handled`).
  */
 import { type Entry, type Manifest, parentOf } from '@fsyncd/protocol'
 import { isHashPending } from '@fsyncd/tree'
@@ -28,6 +28,7 @@ export class FirstSyncStream {
   readonly #send: (ops: PlannedOp[]) => Promise<void>
   /** Paths of every op emitted: the server held nothing, so each is sent (or was refused). */
   readonly #sent = new Set<string>()
+  readonly sent: ReadonlySet<string> = this.#sent
   #queue: PlannedOp[] = []
   #running: Promise<void> | undefined
   #error: unknown
@@ -70,19 +71,6 @@ export class FirstSyncStream {
   async done (): Promise<void> {
     while (this.#running !== undefined) await this.#running
     if (this.#error !== undefined) throw this.#error
-  }
-
-  /**
-   * The ops of the plan after the scan that this stream did not send already, and the model
-   * put back for those it did: the plan re-adds to `remote` what the uploader took out of it
-   * (see above), and only the uploader's word on those paths counts.
-   */
-  leftToPlan (ops: PlannedOp[]): PlannedOp[] {
-    return ops.filter((op) => {
-      if (op.t === 'move' || !this.#sent.has(op.path)) return true
-      this.#remote.deleteTree(op.path)
-      return false
-    })
   }
 
   #emit (op: PlannedOp, path: string, entry: Entry): void {

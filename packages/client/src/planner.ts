@@ -76,9 +76,11 @@ function topmost (paths: Iterable<string>, set: ReadonlySet<string>): string[] {
 
 /**
  * `ignored`: paths the local side leaves out on purpose (ignore rules); the server's copies of
- * them are left alone rather than deleted.
+ * them are left alone rather than deleted. `handled`: local paths already sent in this pass (a
+ * first sync's stream, see first-sync.ts), left alone even where the model lacks them (refused
+ * meanwhile: the uploader took them out of it so that the next sync tries them again).
  */
-export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = [''], ignored: (path: string, isDir: boolean) => boolean = () => false): PlannedOp[] {
+export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = [''], ignored: (path: string, isDir: boolean) => boolean = () => false, handled: ReadonlySet<string> = new Set()): PlannedOp[] {
   const ops: PlannedOp[] = []
   const localPaths = new Set(pathsInScope(local, scope))
   const gone = new Set<string>()
@@ -125,6 +127,7 @@ export function plan (local: Manifest, remote: Manifest, scope: readonly string[
   // sorting (100k unchanged paths: ~0.1 s of sort and lookups).
   const todo: string[] = []
   for (const p of localPaths) {
+    if (handled.has(p)) continue
     const r = remote.get(p)
     if (r === undefined || !identical(r, local.get(p) as Entry)) todo.push(p)
   }
