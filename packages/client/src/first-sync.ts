@@ -3,8 +3,9 @@
  * walks on, instead of after it. The link is busy from the first folder, where it used to wait
  * for the whole tree to be listed and hashed, as rsync's incremental recursion starts sending
  * before its file list is complete. Over a 100 Mbit/s link the bench's `initial` (99 MB) ends
- * 150 ms sooner and `varied` (2,000 small files) 50 ms; on loopback, where the client's CPU is
- * what limits, neither moves.
+ * 150 ms sooner and `varied` (2,000 small files) 50 ms; on loopback, where the client's CPU
+ * limits those two, neither moves, but 20,000 small files take 2.83-2.92 s instead of
+ * 3.24-3.32 s (the server's work on each file now overlaps the scan).
  *
  * Only into an empty server: there, every entry is a create, exactly what the plan would make
  * of it (see planner.ts, step 2), and nothing can be a move, a delete or a replacement, which
