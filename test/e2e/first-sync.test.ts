@@ -3,10 +3,10 @@
  * first-sync.ts). The CLI's `reconciling` log line says how many went out that way (`streamed`)
  * and how many the plan after the scan still had (`ops`).
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { chmodSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { diffTrees, pushOnce, type PushResult, seededBytes, startServer, tempDir } from '../helpers/fsyncd.js'
+import { diffTrees, pushOnce, type PushResult, seededBytes, type ServerProc, startServer, tempDir } from '../helpers/fsyncd.js'
 
 /** The `reconciling` line of a push's log. */
 function reconciling (r: PushResult): { ops: number, streamed?: number, entries: number } {
@@ -29,7 +29,8 @@ function tree (src: string): void {
   symlinkSync('a/b/c/big.bin', join(src, 'latest'))
 }
 
-t.test('a first sync into an empty server streams every entry while scanning, exactly', async (t) => {
+/** `tree` in a new source, pushed once into a new, empty destination. */
+async function firstSync (t: Test): Promise<{ src: string, dest: string, state: string, server: ServerProc, r: PushResult }> {
   const src = tempDir()
   const dest = tempDir()
   const state = tempDir()
@@ -38,6 +39,11 @@ t.test('a first sync into an empty server streams every entry while scanning, ex
   t.teardown(() => server.stop())
   const r = await pushOnce(src, server.port, state)
   t.equal(r.code, 0, r.stderr.slice(-500))
+  return { src, dest, state, server, r }
+}
+
+t.test('a first sync into an empty server streams every entry while scanning, exactly', async (t) => {
+  const { src, dest, state, server, r } = await firstSync(t)
   t.same(diffTrees(src, dest), [], 'the destination equals the source')
   const line = reconciling(r)
   t.equal(line.streamed, line.entries, `every entry went out during the scan (${line.streamed} of ${line.entries})`)
@@ -52,20 +58,14 @@ t.test('a first sync into an empty server streams every entry while scanning, ex
 })
 
 t.test('a server emptied behind the client: what changed here streams, the rest is planned', async (t) => {
-  const src = tempDir()
-  const dest = tempDir()
-  const state = tempDir()
-  tree(src)
-  let server = await startServer(dest)
-  t.teardown(() => server.stop())
-  const first = await pushOnce(src, server.port, state)
-  t.equal(first.code, 0, first.stderr.slice(-500))
+  const { src, dest, state, server: first } = await firstSync(t)
 
   // Same address (the client's state is kept per server), an empty destination.
-  const port = server.port
-  await server.stop()
+  const port = first.port
+  await first.stop()
   for (const name of readdirSync(dest)) rmSync(join(dest, name), { recursive: true, force: true })
-  server = await startServer(dest, { port })
+  const server = await startServer(dest, { port })
+  t.teardown(() => server.stop())
   writeFileSync(join(src, 'a', 'b', 'c', 'new.txt'), 'new in a folder the scan finds unchanged')
   const r = await pushOnce(src, server.port, state)
   t.equal(r.code, 0, r.stderr.slice(-500))
