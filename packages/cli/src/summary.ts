@@ -27,6 +27,17 @@ export function formatSummary (s: PushSummary): string {
   ].join('\n')
 }
 
+/** One sync of watch mode, on one line: `synced 3 ops: 1 file sent, 1 deleted; 4.2 KiB on the wire in 38 ms`. */
+export function formatSyncLine (s: PushSummary): string {
+  const parts = [
+    ...(s.filesSent > 0 ? [`${s.filesSent} file${s.filesSent === 1 ? '' : 's'} sent`] : []),
+    ...(s.filesDeduplicated > 0 ? [`${s.filesDeduplicated} deduplicated`] : []),
+    ...(s.deleted > 0 ? [`${s.deleted} deleted`] : []),
+    ...(s.failures.length > 0 ? [`${s.failures.length} FAILED (see the log)`] : []),
+  ]
+  return `synced ${s.ops} op${s.ops === 1 ? '' : 's'}${parts.length > 0 ? ': ' + parts.join(', ') : ''}; ${formatBytes(s.wireBytesOut + s.wireBytesIn)} on the wire in ${s.durationMs} ms`
+}
+
 /** One planned operation as a plain object (for --dry-run --json). */
 export function describeOp (op: PlannedOp): Record<string, unknown> {
   switch (op.t) {

@@ -12,7 +12,7 @@ import { lstat, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { clientHandshake, Connection, dial, ErrorCode, FsyncdError, fromWireEntry, isWithin, Manifest, MAX_FRAME, parentOf, type PartialUpload, STATE_DIR } from '@fsyncd/protocol'
-import { LocalTree, loadManifest, mtimeOf, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
+import { isHashPending, LocalTree, loadManifest, mtimeOf, type SavedManifest, saveManifest, type ScanOptions } from '@fsyncd/tree'
 import { FirstSyncStream } from './first-sync.js'
 import { IgnoreRules, isIgnoreFile } from './ignore-rules.js'
 import { plan, type PlannedOp } from './planner.js'
@@ -75,9 +75,15 @@ interface Link {
   uploader: Uploader
   answers: Promise<void>
   ping: NodeJS.Timeout
+  /** Whether connecting fetched the server's listing (until the first report says so). */
+  listed: boolean
+  /** The link's totals at its last watch-mode report (see #report). */
+  reported: PushSummary
 }
 
 const MAX_DIRTY_PATHS = 10_000
+/** A file whose content the server holds at more paths is not looked at as a move (see #movedAway). */
+const MAX_MOVE_SOURCES = 8
 /** --once: passes over files that changed while being sent, before they are reported. */
 const ONCE_PASSES = 3
 const PING_INTERVAL_MS = 30_000
@@ -136,6 +142,8 @@ export class PushClient {
   #working: Promise<void> = Promise.resolve()
   #closed = false
   #wakeClosed: (() => void) | undefined
+  /** Watch mode's listener: told of each sync once the server made it durable. */
+  #onSynced: ((s: PushSummary) => void) | undefined
   #stateLoaded = false
   #progress: { totals: { opsTotal: number, bytesTotal: number }, uploader: Uploader | undefined, startedAt: number, scanning?: boolean } | undefined
   #blocks: ServerBlocks | undefined
@@ -230,6 +238,7 @@ export class PushClient {
    * (authentication, protocol version).
    */
   async watch (onSynced?: (s: PushSummary) => void): Promise<void> {
+    this.#onSynced = onSynced
     await this.#loadState()
     let rescanMs = this.#opts.rescanIntervalMs ?? 3_600_000
     try {
@@ -250,6 +259,7 @@ export class PushClient {
     try {
       while (!this.#closed) {
         let link: Link
+        const started = Date.now()
         try {
           link = await this.#connect()
         } catch (err) {
@@ -266,7 +276,7 @@ export class PushClient {
           await link.uploader.drain()
           attempt = 0 // backoff restarts only after a sync that worked
           await this.#saveState(true)
-          onSynced?.(this.#summary)
+          onSynced?.(this.#report(link, started))
           this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
           this.#link = link
           try {
@@ -322,6 +332,7 @@ export class PushClient {
     socket.setTimeout(SERVER_SILENCE_MS, () => socket.destroy(new FsyncdError(ErrorCode.TIMEOUT, 'the server stopped answering')))
     const conn = new Connection(socket)
     let partials: PartialUpload[] | undefined
+    let listed = false
     try {
       await clientHandshake(conn, this.#opts.token)
       conn.maxFrame = MAX_FRAME
@@ -332,6 +343,7 @@ export class PushClient {
       if (!(this.#savedRemote?.digest ?? this.#remoteView().digest()).equals(ready.digest)) {
         this.#log.info({ entries: ready.entries }, 'fetching the server listing (cached view is cold or stale)')
         this.#summary.listed = true
+        listed = true
         await conn.send({ t: 'list' })
         this.#savedRemote = undefined
         this.#remote.deleteTree('')
@@ -365,24 +377,50 @@ export class PushClient {
     // the server (it closes connections silent for 120 s).
     const ping = setInterval(() => { conn.send({ t: 'ping' }).catch(() => {}) }, PING_INTERVAL_MS)
     ping.unref()
-    return { conn, uploader, answers, ping }
+    return { conn, uploader, answers, ping, listed, reported: linkTotals(uploader, conn) }
   }
 
   #retire (link: Link): void {
     const s = this.#summary
-    const u = link.uploader.stats
-    s.ops += u.ops
-    s.filesSent += u.filesSent
-    s.filesDeduplicated += u.filesDeduplicated
-    s.deleted += u.deleted
-    s.dataBytes += u.dataBytes
-    s.literalBytes += u.literalBytes
-    s.copiedBytes += u.copiedBytes
-    s.wireBytesOut += link.conn.bytesOut
-    s.wireBytesIn += link.conn.bytesIn
-    s.failures.push(...link.uploader.failures)
+    const t = linkTotals(link.uploader, link.conn)
+    s.ops += t.ops
+    s.filesSent += t.filesSent
+    s.filesDeduplicated += t.filesDeduplicated
+    s.deleted += t.deleted
+    s.dataBytes += t.dataBytes
+    s.literalBytes += t.literalBytes
+    s.copiedBytes += t.copiedBytes
+    s.wireBytesOut += t.wireBytesOut
+    s.wireBytesIn += t.wireBytesIn
+    s.failures.push(...t.failures)
     clearInterval(link.ping)
     link.conn.destroy()
+  }
+
+  /**
+   * Watch mode's account of one sync: what `link` did since its last report, which took from
+   * `startedAt` until now (the server made it durable).
+   */
+  #report (link: Link, startedAt: number): PushSummary {
+    const now = linkTotals(link.uploader, link.conn)
+    const was = link.reported
+    const listed = link.listed
+    link.reported = now
+    link.listed = false
+    return {
+      ops: now.ops - was.ops,
+      filesSent: now.filesSent - was.filesSent,
+      filesDeduplicated: now.filesDeduplicated - was.filesDeduplicated,
+      deleted: now.deleted - was.deleted,
+      dataBytes: now.dataBytes - was.dataBytes,
+      literalBytes: now.literalBytes - was.literalBytes,
+      copiedBytes: now.copiedBytes - was.copiedBytes,
+      wireBytesOut: now.wireBytesOut - was.wireBytesOut,
+      wireBytesIn: now.wireBytesIn - was.wireBytesIn,
+      durationMs: Date.now() - startedAt,
+      failures: now.failures.slice(was.failures.length),
+      listed,
+    }
   }
 
   // ---- reconcile and watch --------------------------------------------------------------------
@@ -508,6 +546,7 @@ export class PushClient {
 
   async #pushDirty (link = this.#link): Promise<void> {
     if (link === undefined) return
+    const started = Date.now()
     this.#remoteView()
     let scope: string[]
     if (this.#fullRescan) {
@@ -534,19 +573,13 @@ export class PushClient {
     this.#log.debug({ scope: scope.slice(0, 5), scopes: scope.length }, 'scanning')
     const fresh: string[] = []
     const scan = this.#scanOptions(fresh)
-    for (const p of scope) {
-      const before = this.#tree.manifest.get(p)
-      await this.#tree.scan(p, scan)
-      const after = this.#tree.manifest.get(p)
-      if (before?.kind === 'dir' && after?.kind !== 'dir') this.#watcher?.unwatchFolder(p)
-      if (before === undefined && after?.kind === 'dir') {
-        // A folder that arrived whole (renamed here, `mkdir -p`): the watcher is blind below it.
-        const folders = this.#tree.manifest.subtree(p).filter((c) => c !== p && this.#tree.manifest.get(c)?.kind === 'dir')
-        if (folders.length > 0) {
-          this.#watcher?.watchFolders([p, ...folders])
-          // What was written there before the watches took hold.
-          for (const f of folders) await this.#tree.scan(f, scan)
-        }
+    const changed = await this.#scanScope(scope, scan)
+    if (!scope.includes('')) {
+      const away = await this.#movedAway(changed, scope)
+      if (away.length > 0) {
+        this.#log.debug({ away: away.slice(0, 5) }, 'moved away: scanning where it was too')
+        scope.push(...away)
+        await this.#scanScope(away, scan)
       }
     }
     this.#recheckLater(fresh)
@@ -558,6 +591,63 @@ export class PushClient {
     await this.#warmBlocks(link, ops, unindexed)
     await link.uploader.push(ops)
     this.#scheduleSave()
+    const onSynced = this.#onSynced
+    if (onSynced !== undefined) {
+      // Told once the server acknowledged (made durable) all that was sent, without holding up
+      // the next change. When several syncs' acks arrive together, the first report has them all.
+      link.uploader.drain().then(() => {
+        const report = this.#report(link, started)
+        if (report.ops > 0 || report.failures.length > 0) onSynced(report)
+      }, () => {})
+    }
+  }
+
+  /** Scans each of `scope` (see #pushDirty); returns the paths that changed. */
+  async #scanScope (scope: readonly string[], scan: ScanOptions): Promise<Set<string>> {
+    const changed = new Set<string>()
+    for (const p of scope) {
+      const before = this.#tree.manifest.get(p)
+      for (const c of await this.#tree.scan(p, scan)) changed.add(c)
+      const after = this.#tree.manifest.get(p)
+      if (before?.kind === 'dir' && after?.kind !== 'dir') this.#watcher?.unwatchFolder(p)
+      if (before === undefined && after?.kind === 'dir') {
+        // A folder that arrived whole (renamed here, `mkdir -p`): the watcher is blind below it.
+        const folders = this.#tree.manifest.subtree(p).filter((c) => c !== p && this.#tree.manifest.get(c)?.kind === 'dir')
+        if (folders.length > 0) {
+          this.#watcher?.watchFolders([p, ...folders])
+          // What was written there before the watches took hold.
+          for (const f of folders) for (const c of await this.#tree.scan(f, scan)) changed.add(c)
+        }
+      }
+    }
+    return changed
+  }
+
+  /**
+   * The other half of moves the watcher has not reported yet: paths outside `scope`, gone from
+   * here, whose content the server holds and just arrived among `changed`. The watcher reports a
+   * folder renamed into a new folder as that new folder first and the old one up to ~500 ms
+   * later; planned apart, the move became a copy of every file, then a delete. Returns the
+   * topmost gone paths (one lstat per candidate file, none below a path already found).
+   */
+  async #movedAway (changed: Iterable<string>, scope: readonly string[]): Promise<string[]> {
+    const away: string[] = []
+    const covered = (p: string): boolean => scope.some((s) => isWithin(p, s)) || away.some((s) => isWithin(p, s))
+    for (const p of changed) {
+      const e = this.#tree.manifest.get(p)
+      if (e?.kind !== 'file' || e.size === 0 || isHashPending(e) || this.#remote.has(p)) continue
+      // Content held in many places (a licence, a blank template) is a copy more often than a
+      // move; a moved folder is still found through any of its other files.
+      const holders = this.#remote.pathsWithHash(e.hash)
+      if (holders.length > MAX_MOVE_SOURCES) continue
+      for (const q of holders) {
+        if (covered(q) || await exists(this.#tree.abs(q))) continue
+        let top = q
+        while (parentOf(top) !== '' && !covered(parentOf(top)) && !await exists(this.#tree.abs(parentOf(top)))) top = parentOf(top)
+        away.push(top)
+      }
+    }
+    return away
   }
 
   /**
@@ -778,4 +868,9 @@ function isFatal (err: unknown): boolean {
 export function backoff (attempt: number, minMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
   return Math.round(minMs / 2 + Math.random() * (ceiling - minMs / 2))
+}
+
+/** What a link did so far: its uploader's counts, its bytes on the wire, its failures. */
+function linkTotals (uploader: Uploader, conn: Connection): PushSummary {
+  return { ...uploader.stats, wireBytesOut: conn.bytesOut, wireBytesIn: conn.bytesIn, durationMs: 0, failures: [...uploader.failures], listed: false }
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { EmptySourceError, PushClient, type PushSummary } from '@fsyncd/client'
 import { CliError, Exit } from '../exit-codes.js'
 import { showProgress } from '../progress.js'
-import { describeOp, formatPlan, formatSummary } from '../summary.js'
+import { describeOp, formatPlan, formatSummary, formatSyncLine } from '../summary.js'
 
 export interface PushArgs {
   src: string
@@ -75,13 +75,15 @@ async function run (args: PushArgs, log: Logger): Promise<number> {
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  // One line per sync, once the server made it durable: the first is the reconcile.
   await client.watch((s) => {
+    if (args.json) process.stdout.write(JSON.stringify({ event: 'synced', ...s }) + '\n')
+    else if (!args.quiet) process.stdout.write(formatSyncLine(s) + '\n')
     if (first) {
       first = false
       stopProgress()
       if (!args.json && !args.quiet) process.stdout.write(`in sync with ${args.host}:${args.port}; watching ${args.src} (Ctrl-C to stop)\n`)
     }
-    if (args.json) process.stdout.write(JSON.stringify({ event: 'synced', ...s }) + '\n')
   })
   report(client.summary)
   return Exit.OK

@@ -1,0 +1,91 @@
+/**
+ * Watch mode's account of its work, and moves it sees in halves: `push --json` prints one
+ * `synced` event per sync, counting that sync alone, once the server made it durable; a folder
+ * renamed into a new folder (the watcher reports the new folder first and the old one later)
+ * is still one move.
+ */
+import t from 'tap'
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { diffTrees, type Proc, run, seededBytes, startServer, tempDir, waitFor } from '../helpers/fsyncd.js'
+
+interface Synced { event: string, ops: number, filesSent: number, filesDeduplicated: number, deleted: number, wireBytesOut: number, durationMs: number, failures: unknown[] }
+
+/** The `synced` events a watching client printed so far. */
+function events (client: Proc): Synced[] {
+  return client.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Synced).filter((e) => e.event === 'synced')
+}
+
+async function watchJson (t: { teardown: (fn: () => Promise<void>) => void }, src: string, dest: string): Promise<Proc> {
+  const server = await startServer(dest)
+  const client = run(['push', src, `127.0.0.1:${server.port}`, '--state-dir', tempDir(), '--json', '--log-level', 'debug'])
+  t.teardown(async () => {
+    client.proc.kill('SIGKILL')
+    await server.stop()
+  })
+  await waitFor(() => events(client).length > 0 || undefined, 15_000, () => `initial sync: ${client.stderr()}`, client.exited)
+  return client
+}
+
+/** Waits for the event after the first `seen`, and returns it. */
+async function nextEvent (client: Proc, seen: number, label: string): Promise<Synced> {
+  return await waitFor(() => events(client)[seen], 15_000, () => `${label}: ${client.stderr().slice(-2000)}`, client.exited)
+}
+
+t.test('one synced event per sync, counting that sync, once the server has it', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  mkdirSync(join(src, 'docs'))
+  for (const name of ['a.txt', 'b.txt', 'docs/c.txt']) writeFileSync(join(src, name), `content of ${name}`)
+  const client = await watchJson(t, src, dest)
+
+  const first = events(client)[0] as Synced
+  t.equal(first.filesSent, 3, 'the reconcile sent the three files')
+  t.equal(first.ops, 4, 'and created the folder: four ops')
+  t.ok(first.wireBytesOut > 0, 'its bytes on the wire')
+
+  writeFileSync(join(src, 'new.txt'), 'a new file')
+  const created = await nextEvent(client, 1, 'the event of a new file')
+  // Printed once the server made it durable: the file is there as the event comes.
+  t.equal(readFileSync(join(dest, 'new.txt'), 'utf8'), 'a new file', 'the new file is on the server when its event comes')
+  t.match(created, { ops: 1, filesSent: 1, deleted: 0, failures: [] }, 'that sync alone: one file sent')
+  t.ok(created.wireBytesOut > 0 && created.wireBytesOut < first.wireBytesOut + 200, `its own bytes (${created.wireBytesOut})`)
+
+  unlinkSync(join(src, 'a.txt'))
+  const deleted = await nextEvent(client, 2, 'the event of a delete')
+  t.notOk(existsSync(join(dest, 'a.txt')), 'the deleted file is gone from the server when its event comes')
+  t.match(deleted, { ops: 1, filesSent: 0, deleted: 1 }, 'that sync alone: one delete')
+  t.same(diffTrees(src, dest), [], 'the trees match')
+})
+
+t.test('a folder renamed into a new folder is one move, not copies and a delete', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  for (let i = 0; i < 60; i++) {
+    mkdirSync(join(src, 'proj', `m${i % 6}`), { recursive: true })
+    writeFileSync(join(src, 'proj', `m${i % 6}`, `f${i}.bin`), seededBytes(500 + i, 8000))
+  }
+  const client = await watchJson(t, src, dest)
+  let at = 'proj'
+  for (let round = 1; round <= 3; round++) {
+    const before = events(client).length
+    const to = `archive-${round}/proj`
+    mkdirSync(join(src, `archive-${round}`))
+    // The client scans the new folder as the move lands in it, and hears of the old folder in a
+    // later batch of the watcher. At 5 ms, the first round split so every time before
+    // #movedAway (69 ops: 60 copies on the server, folders, a delete); at 20 ms, never.
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    renameSync(join(src, at), join(src, to))
+    at = to
+    // A tree the server is renaming into is read again.
+    await waitFor(() => { try { return (diffTrees(src, dest).length === 0 && events(client).length > before) || undefined } catch { return undefined } }, 15_000, () => `move ${round}: ${client.stderr().slice(-3000)}`, client.exited)
+    // The watcher's later batch (the old folder) must find nothing left to do.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const after = events(client).slice(before)
+    const sum = (k: 'ops' | 'filesSent' | 'filesDeduplicated' | 'deleted' | 'wireBytesOut'): number => after.reduce((n, e) => n + e[k], 0)
+    t.same({ filesDeduplicated: sum('filesDeduplicated'), filesSent: sum('filesSent'), deleted: sum('deleted') }, { filesDeduplicated: 0, filesSent: 0, deleted: 0 }, `move ${round}: no file copied on the server or sent, nothing deleted`)
+    t.ok(sum('ops') <= 2, `move ${round}: a mkdir and a move (${sum('ops')} ops in ${after.length} syncs)`)
+    t.ok(sum('wireBytesOut') < 1000, `move ${round}: a few hundred bytes out (${sum('wireBytesOut')})`)
+  }
+  t.same(diffTrees(src, dest), [], 'the trees match')
+})
