@@ -64,11 +64,20 @@ export async function runScenario (sc: Scenario, sizes: Sizes, work: string, mak
   const tools = makeTools()
   const base = new Map<Tool, SyncResult>()
   const opened = new Set<Tool>()
+  /** Copies of the source for the tools that keep their own (see Tool.ownSource). */
+  const ownSources = new Map<Tool, string>()
   for (const tool of tools) {
     const dest = join(dir, `dest-${slug(tool.name)}`)
     await mkdir(dest, { recursive: true })
     try {
-      await tool.open(src, dest, dir)
+      let from = src
+      if (tool.ownSource === true) {
+        from = join(dir, `src-${slug(tool.name)}`)
+        await mkdir(from, { recursive: true })
+        await sc.base(from, sizes)
+        ownSources.set(tool, from)
+      }
+      await tool.open(from, dest, dir)
       opened.add(tool)
       base.set(tool, await guarded(tool, 'base sync'))
     } catch (err) {
@@ -88,8 +97,14 @@ export async function runScenario (sc: Scenario, sizes: Sizes, work: string, mak
   for (const tool of tools) {
     const b = base.get(tool) as SyncResult
     quiesce()
-    const r = opened.has(tool) ? await guarded(tool, 'measured sync', link) : b
-    const mismatch = await compareTrees(want, join(dir, `dest-${slug(tool.name)}`))
+    const own = ownSources.get(tool)
+    let r = b
+    if (opened.has(tool)) {
+      r = own !== undefined && tool.measure !== undefined
+        ? await tool.measure(async () => { await sc.change(own, sizes) }, link).catch((err: unknown) => failed(tool.name, `measured sync: ${(err as Error).message}`))
+        : await guarded(tool, 'measured sync', link)
+    }
+    const mismatch = await compareTrees(own ?? want, join(dir, `dest-${slug(tool.name)}`))
     if (r.error !== undefined) mismatch.unshift(`tool failed: ${r.error}`)
     if (b.error !== undefined && b !== r) mismatch.unshift(`base sync failed: ${b.error}`)
     outcomes.push({ ...r, baseTotal: b.total, mismatch })

@@ -28,6 +28,7 @@ import { churnTable, fuzzTable, machine, machineLine, scaleTable, scenarioTable,
 import { scale, type ScaleResult } from './scale.js'
 import { FULL, QUICK, SCENARIOS } from './scenarios.js'
 import { FsyncdTool } from './tools/fsyncd.js'
+import { FsyncdWatchingTool } from './tools/fsyncd-watching.js'
 import { NaiveTool } from './tools/naive.js'
 import { rsyncCanFsync, RsyncDaemon, RsyncTool, type RsyncVariant, rsyncVersion } from './tools/rsync.js'
 import type { Tool } from './tools/tool.js'
@@ -179,7 +180,7 @@ async function main (): Promise<number> {
     for (const sc of SCENARIOS.filter((s) => wanted(s.name))) {
       log(`scenario ${sc.name}: ${sc.describe(sizes)}`)
       const runs: ScenarioResult[] = []
-      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...rsyncs(['plain', 'z', 'fsync']), new NaiveTool()], args.link))
+      for (let rep = 0; rep < reps; rep++) runs.push(await runScenario(sc, sizes, work, () => [new FsyncdTool(), ...(sc.fromEmpty === true ? [] : [new FsyncdWatchingTool()]), ...rsyncs(['plain', 'z', 'fsync']), new NaiveTool()], args.link))
       scenarios.push(medianRun(runs))
     }
     if (wanted('watch')) {

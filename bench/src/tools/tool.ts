@@ -26,6 +26,12 @@ export interface Tool {
   open: (src: string, dest: string, work: string) => Promise<void>
   /** One sync of the current source; over `link` when given (see CountingProxy). */
   sync: (link?: Link) => Promise<SyncResult>
+  /**
+   * A tool that watches its source (the daemon) is opened on a copy of its own, and its measured
+   * sync is `measure`: it makes the change there itself (`change`) and times what follows.
+   */
+  readonly ownSource?: boolean
+  measure?: (change: () => Promise<void>, link?: Link) => Promise<SyncResult>
   close: () => Promise<void>
 }
 
