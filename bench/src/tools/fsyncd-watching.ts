@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { CountingProxy, type Link } from '../proxy.js'
 import { type Child, peakRssNow, resetPeakRss, sleep, spawnFsyncd, tail, waitFor } from '../proc.js'
-import { compareTrees } from '../verify.js'
+import { compareTrees, snapshot } from '../verify.js'
 import { type FsyncdServer, startServer } from './fsyncd.js'
 import type { SyncResult, Tool } from './tool.js'
 
@@ -76,9 +76,12 @@ export class FsyncdWatchingTool implements Tool {
     const before = this.#events.length
     await change()
     const t0 = performance.now()
-    // Done at the first event after which the destination is the source. A tree the server is
-    // renaming into may fail to read: looked at again 20 ms later.
+    // Done at the first event after which the destination is the source (hashed once, at the
+    // first event: the source holds still from now on). A tree the server is renaming into may
+    // fail to read: looked at again 20 ms later. Events that came during a comparison are looked
+    // at again, so the time credited is never that of an event before the data was all there.
     const deadline = Date.now() + MEASURE_TIMEOUT_MS
+    let want: Map<string, string> | undefined
     let looked = before
     let done: { at: number } | undefined
     while (done === undefined) {
@@ -86,10 +89,11 @@ export class FsyncdWatchingTool implements Tool {
       if (Date.now() > deadline) throw new Error('timed out: the change to arrive')
       if (this.#events.length === looked) { await sleep(5); continue }
       const seen = this.#events.length
-      const same = await compareTrees(this.#src, this.#dest, 1).then((m) => m.length === 0, () => undefined)
-      if (same === true) done = this.#events[seen - 1]
+      want ??= await snapshot(this.#src)
+      const same = await compareTrees(want, this.#dest, 1).then((m) => m.length === 0, () => undefined)
+      if (same === true && this.#events.length === seen) done = this.#events[seen - 1]
       else if (same === false) looked = seen
-      else await sleep(20)
+      else if (same === undefined) await sleep(20)
     }
     await proxy.drained()
     const counts = this.#events.slice(before).map((e) => e.summary)

@@ -8,6 +8,7 @@
  * collecting dirty paths; every reconnect reconciles the whole tree, so nothing is lost.
  */
 import { createHash } from 'node:crypto'
+import { lstatSync } from 'node:fs'
 import { lstat, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
@@ -84,6 +85,11 @@ interface Link {
 const MAX_DIRTY_PATHS = 10_000
 /** A file whose content the server holds at more paths is not looked at as a move (see #movedAway). */
 const MAX_MOVE_SOURCES = 8
+/**
+ * Watch mode: how long a path gone from here waits before its deletion is planned, for the
+ * watcher to tell where it went (see #hold). Longer than parcel's longest batch (500 ms).
+ */
+const HOLD_GONE_MS = 700
 /** --once: passes over files that changed while being sent, before they are reported. */
 const ONCE_PASSES = 3
 const PING_INTERVAL_MS = 30_000
@@ -144,6 +150,9 @@ export class PushClient {
   #wakeClosed: (() => void) | undefined
   /** Watch mode's listener: told of each sync once the server made it durable. */
   #onSynced: ((s: PushSummary) => void) | undefined
+  /** Watch mode: paths gone from here whose deletion waits, and until when (see #hold). */
+  readonly #held = new Map<string, number>()
+  #holdTimer: NodeJS.Timeout | undefined
   #stateLoaded = false
   #progress: { totals: { opsTotal: number, bytesTotal: number }, uploader: Uploader | undefined, startedAt: number, scanning?: boolean } | undefined
   #blocks: ServerBlocks | undefined
@@ -276,7 +285,7 @@ export class PushClient {
           await link.uploader.drain()
           attempt = 0 // backoff restarts only after a sync that worked
           await this.#saveState(true)
-          onSynced?.(this.#report(link, started))
+          this.#tell(link, started, linkTotals(link.uploader, link.conn), true)
           this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
           this.#link = link
           try {
@@ -299,6 +308,7 @@ export class PushClient {
     } finally {
       clearInterval(rescan)
       clearTimeout(this.#timer)
+      clearTimeout(this.#holdTimer)
       for (const t of this.#rechecks) clearTimeout(t)
       await this.#watcher?.close()
       await this.#saveState().catch(() => {})
@@ -310,6 +320,7 @@ export class PushClient {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#timer)
+    clearTimeout(this.#holdTimer)
     for (const t of this.#rechecks) clearTimeout(t)
     await this.#working.catch(() => {})
     const link = this.#link
@@ -377,7 +388,9 @@ export class PushClient {
     // the server (it closes connections silent for 120 s).
     const ping = setInterval(() => { conn.send({ t: 'ping' }).catch(() => {}) }, PING_INTERVAL_MS)
     ping.unref()
-    return { conn, uploader, answers, ping, listed, reported: linkTotals(uploader, conn) }
+    // Reported from zero: the first report has the handshake and the listing in its bytes.
+    const reported: PushSummary = { ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0, wireBytesOut: 0, wireBytesIn: 0, durationMs: 0, failures: [], listed: false }
+    return { conn, uploader, answers, ping, listed, reported }
   }
 
   #retire (link: Link): void {
@@ -398,12 +411,26 @@ export class PushClient {
   }
 
   /**
-   * Watch mode's account of one sync: what `link` did since its last report, which took from
-   * `startedAt` until now (the server made it durable).
+   * Tells watch mode's listener of one sync: what `link` did from its last report up to `now`
+   * (its totals when the sync's ops were sent), which took from `startedAt` until the server
+   * made it durable. Failures are those reported by then. A sync that did nothing is told only
+   * if `always` (the reconcile: "in sync").
    */
-  #report (link: Link, startedAt: number): PushSummary {
-    const now = linkTotals(link.uploader, link.conn)
+  #tell (link: Link, startedAt: number, now: PushSummary, always = false): void {
+    const report = this.#report(link, startedAt, now)
+    if (!always && report.ops === 0 && report.failures.length === 0) return
+    try {
+      this.#onSynced?.(report)
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'the synced listener threw')
+    }
+  }
+
+  #report (link: Link, startedAt: number, sent: PushSummary): PushSummary {
     const was = link.reported
+    // Bytes in (acks) and failures come after the ops: counted as of now. A mark older than the
+    // last report's (acks of two syncs in one read) adds nothing.
+    const now = { ...(sent.wireBytesOut >= was.wireBytesOut ? sent : was), wireBytesIn: link.conn.bytesIn, failures: [...link.uploader.failures] }
     const listed = link.listed
     link.reported = now
     link.listed = false
@@ -570,35 +597,38 @@ export class PushClient {
     }
     this.#dirty.clear()
     this.#fullRescan = false
+    if (scope.length === 0) return // what was dirty went with an earlier push
     this.#log.debug({ scope: scope.slice(0, 5), scopes: scope.length }, 'scanning')
     const fresh: string[] = []
     const scan = this.#scanOptions(fresh)
     const changed = await this.#scanScope(scope, scan)
-    if (!scope.includes('')) {
-      const away = await this.#movedAway(changed, scope)
-      if (away.length > 0) {
-        this.#log.debug({ away: away.slice(0, 5) }, 'moved away: scanning where it was too')
-        scope.push(...away)
-        await this.#scanScope(away, scan)
+    // Moves the watcher tells in halves (see #movedAway, #hold); a full scan sees both.
+    let claimed = new Set<string>()
+    if (this.#watcher !== undefined && !scope.includes('')) {
+      claimed = this.#movedAway(changed)
+      const beyond = [...claimed].filter((c) => !scope.some((s) => isWithin(c, s)))
+      if (beyond.length > 0) {
+        this.#log.debug({ away: beyond.slice(0, 5) }, 'moved away: scanning where it was too')
+        scope.push(...beyond)
+        for (const c of await this.#scanScope(beyond, scan)) changed.add(c)
       }
+      this.#hold(changed, claimed)
     }
     this.#recheckLater(fresh)
     if (scope.includes('')) this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent(scope)
-    const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d))
+    const held = (p: string): boolean => this.#held.size > 0 && covers(this.#held, p) && !covers(claimed, p)
+    const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d) || held(p))
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
     await this.#warmBlocks(link, ops, unindexed)
     await link.uploader.push(ops)
     this.#scheduleSave()
-    const onSynced = this.#onSynced
-    if (onSynced !== undefined) {
-      // Told once the server acknowledged (made durable) all that was sent, without holding up
-      // the next change. When several syncs' acks arrive together, the first report has them all.
-      link.uploader.drain().then(() => {
-        const report = this.#report(link, started)
-        if (report.ops > 0 || report.failures.length > 0) onSynced(report)
-      }, () => {})
+    if (this.#onSynced !== undefined) {
+      // Told once the server acknowledged (made durable) what this sync sent, without holding up
+      // the next change; its counts are those of its ops, taken now.
+      const mark = linkTotals(link.uploader, link.conn)
+      link.uploader.settled(link.uploader.lastId).then(() => this.#tell(link, started, mark), () => {})
     }
   }
 
@@ -624,30 +654,77 @@ export class PushClient {
   }
 
   /**
-   * The other half of moves the watcher has not reported yet: paths outside `scope`, gone from
-   * here, whose content the server holds and just arrived among `changed`. The watcher reports a
-   * folder renamed into a new folder as that new folder first and the old one up to ~500 ms
-   * later; planned apart, the move became a copy of every file, then a delete. Returns the
-   * topmost gone paths (one lstat per candidate file, none below a path already found).
+   * The old half of moves whose new half `changed` holds: paths gone from here whose content the
+   * server holds and just arrived elsewhere. The watcher reports a folder renamed into a new
+   * folder as the new folder first and the old one up to ~500 ms later; planned apart, the move
+   * was a copy of every file, then a delete. A gone folder is claimed whole only when all its
+   * files arrived (a folder move); otherwise only the files that did (file moves), so that what
+   * went elsewhere, not reported yet, is not deleted. Claimed paths join the plan's scope.
    */
-  async #movedAway (changed: Iterable<string>, scope: readonly string[]): Promise<string[]> {
-    const away: string[] = []
-    const covered = (p: string): boolean => scope.some((s) => isWithin(p, s)) || away.some((s) => isWithin(p, s))
+  #movedAway (changed: ReadonlySet<string>): Set<string> {
+    const local = this.#tree.manifest
+    const remote = this.#remote
+    const arriving: Array<Buffer> = []
     for (const p of changed) {
-      const e = this.#tree.manifest.get(p)
-      if (e?.kind !== 'file' || e.size === 0 || isHashPending(e) || this.#remote.has(p)) continue
+      const e = local.get(p)
+      if (e?.kind === 'file' && e.size > 0 && !isHashPending(e) && !remote.has(p) && remote.hasContent(e.hash)) arriving.push(e.hash)
+    }
+    const claimed = new Set<string>()
+    if (arriving.length === 0) return claimed
+    const gone = (q: string): boolean => lstatSync(this.#tree.abs(q), { throwIfNoEntry: false }) === undefined
+    const arrivedKeys = new Set(arriving.map((h) => h.toString('latin1')))
+    for (const hash of arriving) {
       // Content held in many places (a licence, a blank template) is a copy more often than a
       // move; a moved folder is still found through any of its other files.
-      const holders = this.#remote.pathsWithHash(e.hash)
-      if (holders.length > MAX_MOVE_SOURCES) continue
-      for (const q of holders) {
-        if (covered(q) || await exists(this.#tree.abs(q))) continue
+      if (remote.countWithHash(hash) > MAX_MOVE_SOURCES) continue
+      for (const q of remote.pathsWithHash(hash)) {
+        if (covers(claimed, q) || !gone(q)) continue
         let top = q
-        while (parentOf(top) !== '' && !covered(parentOf(top)) && !await exists(this.#tree.abs(parentOf(top)))) top = parentOf(top)
-        away.push(top)
+        while (parentOf(top) !== '' && gone(parentOf(top))) top = parentOf(top)
+        const whole = top === q || remote.subtree(top).every((r) => {
+          const e = remote.get(r)
+          return e?.kind !== 'file' || e.size === 0 || arrivedKeys.has(e.hash.toString('latin1'))
+        })
+        claimed.add(whole ? top : q)
       }
     }
-    return away
+    for (const h of this.#held.keys()) if (covers(claimed, h)) this.#held.delete(h)
+    return claimed
+  }
+
+  /**
+   * Holds back the deletion of what `changed` says is gone (topmost paths the server holds, not
+   * `claimed`) for HOLD_GONE_MS: a scan may see a folder gone before the watcher reports where
+   * it went (its other half in a later batch, a recheck or a folder's own watch firing first).
+   * Deleted at once, its files would be sent again in full. Then the paths are looked at again;
+   * still gone and unclaimed, they are deleted.
+   */
+  #hold (changed: ReadonlySet<string>, claimed: ReadonlySet<string>): void {
+    const until = Date.now() + HOLD_GONE_MS
+    const gone = [...changed].filter((p) => !this.#tree.manifest.has(p) && this.#remote.has(p)).sort()
+    let last: string | undefined
+    for (const p of gone) {
+      if (last !== undefined && isWithin(p, last)) continue
+      last = p
+      if (!covers(claimed, p) && !covers(this.#held, p)) this.#held.set(p, until)
+    }
+    this.#armHolds()
+  }
+
+  /** Deletes, once their time is up, the held paths still gone (see #hold). */
+  #armHolds (): void {
+    if (this.#holdTimer !== undefined || this.#held.size === 0 || this.#closed) return
+    let next = Infinity
+    for (const t of this.#held.values()) next = Math.min(next, t)
+    this.#holdTimer = setTimeout(() => {
+      this.#holdTimer = undefined
+      const now = Date.now()
+      const due = [...this.#held].filter(([, t]) => t <= now).map(([p]) => p)
+      for (const p of due) this.#held.delete(p)
+      if (due.length > 0) this.#markDirty(due)
+      this.#armHolds()
+    }, Math.max(0, next - Date.now()) + 5)
+    this.#holdTimer.unref()
   }
 
   /**
@@ -873,4 +950,12 @@ export function backoff (attempt: number, minMs: number, maxMs: number): number 
 /** What a link did so far: its uploader's counts, its bytes on the wire, its failures. */
 function linkTotals (uploader: Uploader, conn: Connection): PushSummary {
   return { ...uploader.stats, wireBytesOut: conn.bytesOut, wireBytesIn: conn.bytesIn, durationMs: 0, failures: [...uploader.failures], listed: false }
+}
+
+/** Whether `p` or one of its folders is a key of `paths`. */
+function covers (paths: ReadonlySet<string> | ReadonlyMap<string, unknown>, p: string): boolean {
+  for (let q = p; ; q = parentOf(q)) {
+    if (paths.has(q)) return true
+    if (q === '') return false
+  }
 }

@@ -309,6 +309,23 @@ export class Uploader {
     }
   }
 
+  /** The id of the last operation sent so far (see settled). */
+  get lastId (): number {
+    return this.#nextId - 1
+  }
+
+  /**
+   * Resolves when every operation with an id up to `upTo` is acknowledged (or failed), and no
+   * resend is under way. Later operations may still be pending.
+   */
+  async settled (upTo: number): Promise<void> {
+    for (;;) {
+      const first = this.#pending.keys().next()
+      if ((first.done === true || first.value > upTo) && this.#retrying === 0) return
+      await this.#wait()
+    }
+  }
+
   /** Resolves when every operation sent so far is acknowledged (or failed). */
   async drain (): Promise<void> {
     await this.#settle()

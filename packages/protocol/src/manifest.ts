@@ -102,6 +102,12 @@ export class Manifest {
     return paths === undefined ? [] : typeof paths === 'string' ? [paths] : [...paths]
   }
 
+  /** How many paths hold content with this SHA-256 (without copying them). */
+  countWithHash (hash: Buffer): number {
+    const paths = this.#contentIndex().get(hash.toString('latin1'))
+    return paths === undefined ? 0 : typeof paths === 'string' ? 1 : paths.size
+  }
+
   hasContent (hash: Buffer): boolean {
     return this.#contentIndex().has(hash.toString('latin1'))
   }

@@ -178,6 +178,7 @@ t.test('moveTree renames a folder and everything below it, not prefix siblings',
   t.same(m.get('q/r/y/z'), file(2), 'entries move unchanged')
   t.same(sorted(m.pathsWithHash(hash(1)) ?? []), ['ab/c', 'q/r/x'], 'the hash index follows the move')
   t.same(sorted(m.pathsWithHash(hash(2)) ?? []), ['q/r/y/z'])
+  t.same([m.countWithHash(hash(1)), m.countWithHash(hash(2)), m.countWithHash(hash(9))], [2, 1, 0], 'countWithHash counts the same paths')
   m.moveTree('q/r', 'a')
   t.equal(hex(m.digest()), hex(before), 'moving back restores the same digest')
 

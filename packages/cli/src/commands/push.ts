@@ -77,13 +77,11 @@ async function run (args: PushArgs, log: Logger): Promise<number> {
   process.once('SIGTERM', stop)
   // One line per sync, once the server made it durable: the first is the reconcile.
   await client.watch((s) => {
+    if (first) stopProgress() // before writing: the bar's line is cleared first
     if (args.json) process.stdout.write(JSON.stringify({ event: 'synced', ...s }) + '\n')
     else if (!args.quiet) process.stdout.write(formatSyncLine(s) + '\n')
-    if (first) {
-      first = false
-      stopProgress()
-      if (!args.json && !args.quiet) process.stdout.write(`in sync with ${args.host}:${args.port}; watching ${args.src} (Ctrl-C to stop)\n`)
-    }
+    if (first && !args.json && !args.quiet) process.stdout.write(`in sync with ${args.host}:${args.port}; watching ${args.src} (Ctrl-C to stop)\n`)
+    first = false
   })
   report(client.summary)
   return Exit.OK
