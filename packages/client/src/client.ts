@@ -285,7 +285,7 @@ export class PushClient {
           await link.uploader.drain()
           attempt = 0 // backoff restarts only after a sync that worked
           await this.#saveState(true)
-          this.#tell(link, started, linkTotals(link.uploader, link.conn), true)
+          this.#tell(link, started, true)
           this.#log.info({ entries: this.#tree.manifest.size }, 'in sync; watching')
           this.#link = link
           try {
@@ -411,13 +411,13 @@ export class PushClient {
   }
 
   /**
-   * Tells watch mode's listener of one sync: what `link` did from its last report up to `now`
-   * (its totals when the sync's ops were sent), which took from `startedAt` until the server
-   * made it durable. Failures are those reported by then. A sync that did nothing is told only
-   * if `always` (the reconcile: "in sync").
+   * Tells watch mode's listener of one sync, which took from `startedAt` until the server made
+   * it durable: what `link` did since its last report (so ops of a later sync, sent before this
+   * one was acknowledged, count here, and that sync, if nothing is left, is not told). A sync
+   * that did nothing is told only if `always` (the reconcile: "in sync").
    */
-  #tell (link: Link, startedAt: number, now: PushSummary, always = false): void {
-    const report = this.#report(link, startedAt, now)
+  #tell (link: Link, startedAt: number, always = false): void {
+    const report = this.#report(link, startedAt)
     if (!always && report.ops === 0 && report.failures.length === 0) return
     try {
       this.#onSynced?.(report)
@@ -426,11 +426,9 @@ export class PushClient {
     }
   }
 
-  #report (link: Link, startedAt: number, sent: PushSummary): PushSummary {
+  #report (link: Link, startedAt: number): PushSummary {
     const was = link.reported
-    // Bytes in (acks) and failures come after the ops: counted as of now. A mark older than the
-    // last report's (acks of two syncs in one read) adds nothing.
-    const now = { ...(sent.wireBytesOut >= was.wireBytesOut ? sent : was), wireBytesIn: link.conn.bytesIn, failures: [...link.uploader.failures] }
+    const now = linkTotals(link.uploader, link.conn)
     const listed = link.listed
     link.reported = now
     link.listed = false
@@ -603,9 +601,8 @@ export class PushClient {
     const scan = this.#scanOptions(fresh)
     const changed = await this.#scanScope(scope, scan)
     // Moves the watcher tells in halves (see #movedAway, #hold); a full scan sees both.
-    let claimed = new Set<string>()
     if (this.#watcher !== undefined && !scope.includes('')) {
-      claimed = this.#movedAway(changed)
+      const claimed = this.#movedAway(changed)
       const beyond = [...claimed].filter((c) => !scope.some((s) => isWithin(c, s)))
       if (beyond.length > 0) {
         this.#log.debug({ away: beyond.slice(0, 5) }, 'moved away: scanning where it was too')
@@ -613,22 +610,23 @@ export class PushClient {
         for (const c of await this.#scanScope(beyond, scan)) changed.add(c)
       }
       this.#hold(changed, claimed)
+      // What is held is gone: in scope, a move can start from it (its deletion waits).
+      for (const h of this.#held.keys()) if (!scope.some((s) => isWithin(h, s))) scope.push(h)
     }
     this.#recheckLater(fresh)
     if (scope.includes('')) this.#guardMassDelete()
     const unindexed = await this.#unindexedServerContent(scope)
-    const held = (p: string): boolean => this.#held.size > 0 && covers(this.#held, p) && !covers(claimed, p)
-    const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d) || held(p))
+    const held = (p: string): boolean => this.#held.size > 0 && covers(this.#held, p)
+    const ops = plan(this.#tree.manifest, this.#remote, scope, (p, d) => this.#rules.ignores(p, d), undefined, held)
     if (ops.length === 0) return
     this.#log.debug({ scope: scope.slice(0, 5), ops: ops.length }, 'pushing changes')
     await this.#warmBlocks(link, ops, unindexed)
     await link.uploader.push(ops)
     this.#scheduleSave()
     if (this.#onSynced !== undefined) {
-      // Told once the server acknowledged (made durable) what this sync sent, without holding up
-      // the next change; its counts are those of its ops, taken now.
-      const mark = linkTotals(link.uploader, link.conn)
-      link.uploader.settled(link.uploader.lastId).then(() => this.#tell(link, started, mark), () => {})
+      // Told once the server acknowledged (made durable) what this sync sent, resends included,
+      // without holding up the next change.
+      link.uploader.settled(link.uploader.lastId).then(() => this.#tell(link, started), () => {})
     }
   }
 
@@ -673,6 +671,8 @@ export class PushClient {
     if (arriving.length === 0) return claimed
     const gone = (q: string): boolean => lstatSync(this.#tree.abs(q), { throwIfNoEntry: false }) === undefined
     const arrivedKeys = new Set(arriving.map((h) => h.toString('latin1')))
+    /** Gone folders, and whether all their files arrived (one walk each). */
+    const wholeTops = new Map<string, boolean>()
     for (const hash of arriving) {
       // Content held in many places (a licence, a blank template) is a copy more often than a
       // move; a moved folder is still found through any of its other files.
@@ -681,10 +681,14 @@ export class PushClient {
         if (covers(claimed, q) || !gone(q)) continue
         let top = q
         while (parentOf(top) !== '' && gone(parentOf(top))) top = parentOf(top)
-        const whole = top === q || remote.subtree(top).every((r) => {
-          const e = remote.get(r)
-          return e?.kind !== 'file' || e.size === 0 || arrivedKeys.has(e.hash.toString('latin1'))
-        })
+        let whole = top === q || wholeTops.get(top)
+        if (whole === undefined) {
+          whole = remote.subtree(top).every((r) => {
+            const e = remote.get(r)
+            return e?.kind !== 'file' || e.size === 0 || arrivedKeys.has(e.hash.toString('latin1'))
+          })
+          wholeTops.set(top, whole)
+        }
         claimed.add(whole ? top : q)
       }
     }
@@ -700,14 +704,19 @@ export class PushClient {
    * still gone and unclaimed, they are deleted.
    */
   #hold (changed: ReadonlySet<string>, claimed: ReadonlySet<string>): void {
-    const until = Date.now() + HOLD_GONE_MS
+    const until = performance.now() + HOLD_GONE_MS
     const gone = [...changed].filter((p) => !this.#tree.manifest.has(p) && this.#remote.has(p)).sort()
+    const added = new Set<string>()
     let last: string | undefined
     for (const p of gone) {
       if (last !== undefined && isWithin(p, last)) continue
       last = p
-      if (!covers(claimed, p) && !covers(this.#held, p)) this.#held.set(p, until)
+      if (!covers(claimed, p) && !covers(this.#held, p)) added.add(p)
     }
+    if (added.size === 0) return
+    // One hold per gone folder: what it holds below goes with it (a file held, then its folder).
+    for (const h of this.#held.keys()) if (covers(added, h)) this.#held.delete(h)
+    for (const p of added) this.#held.set(p, until)
     this.#armHolds()
   }
 
@@ -718,12 +727,20 @@ export class PushClient {
     for (const t of this.#held.values()) next = Math.min(next, t)
     this.#holdTimer = setTimeout(() => {
       this.#holdTimer = undefined
-      const now = Date.now()
+      const now = performance.now()
       const due = [...this.#held].filter(([, t]) => t <= now).map(([p]) => p)
       for (const p of due) this.#held.delete(p)
-      if (due.length > 0) this.#markDirty(due)
+      // Looked at from the topmost folder gone since, which a scan of the path itself would
+      // find unknown (and rescan everything for).
+      const local = this.#tree.manifest
+      const tops = new Set(due.map((p) => {
+        let q = p
+        while (parentOf(q) !== '' && !local.has(parentOf(q))) q = parentOf(q)
+        return q
+      }))
+      if (tops.size > 0) this.#markDirty([...tops])
       this.#armHolds()
-    }, Math.max(0, next - Date.now()) + 5)
+    }, Math.max(0, next - performance.now()) + 5)
     this.#holdTimer.unref()
   }
 

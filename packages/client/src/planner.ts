@@ -79,8 +79,10 @@ function topmost (paths: Iterable<string>, set: ReadonlySet<string>): string[] {
  * them are left alone rather than deleted. `handled`: local paths already sent in this pass (a
  * first sync's stream, see first-sync.ts), left alone even where the model lacks them (refused
  * meanwhile: the uploader took them out of it so that the next sync tries them again).
+ * `deferred`: gone paths whose deletion waits (watch mode's held paths): sources of moves like
+ * any gone path, but not deleted by this plan.
  */
-export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = [''], ignored: (path: string, isDir: boolean) => boolean = () => false, handled: ReadonlySet<string> = new Set()): PlannedOp[] {
+export function plan (local: Manifest, remote: Manifest, scope: readonly string[] = [''], ignored: (path: string, isDir: boolean) => boolean = () => false, handled: ReadonlySet<string> = new Set(), deferred: (path: string) => boolean = () => false): PlannedOp[] {
   const ops: PlannedOp[] = []
   const localPaths = new Set(pathsInScope(local, scope))
   const gone = new Set<string>()
@@ -188,7 +190,7 @@ export function plan (local: Manifest, remote: Manifest, scope: readonly string[
 
   // 3. Deletes, topmost only: removing a folder removes what is inside.
   for (const p of topmost([...gone].sort(), gone)) {
-    if (!remote.has(p)) continue
+    if (!remote.has(p) || deferred(p)) continue
     ops.push({ t: 'delete', path: p })
     remote.deleteTree(p)
   }

@@ -165,6 +165,8 @@ export class Uploader {
   readonly #sigParts = new Map<number, Buffer[]>()
   /** Nacked operations being handled or waiting to be (see #retry). */
   #retrying = 0
+  /** Ids sent by the resend of a nacked operation (`origin`), for settled(). */
+  #resends: Array<{ origin: number, lo: number, hi: number }> = []
   readonly #retries: Array<() => Promise<void>> = []
   #retriesRunning = 0
   /**
@@ -223,7 +225,7 @@ export class Uploader {
             p.nacked = true // a file still streaming stops (see #sendStreamed)
             // Not awaited: a resend may wait for room in the window, which only acks read here make.
             const { code, message } = msg
-            this.#retry(async () => await this.#onNack(p, code, message))
+            this.#retry(msg.id, async () => await this.#onNack(p, code, message))
           }
           this.#retire(msg.id)
         } else if (msg.t === 'error') {
@@ -287,9 +289,17 @@ export class Uploader {
    * hundreds of files at once, and each resend streams a file (an open file, deltifier buffers,
    * an upload slot on the server, which caps them).
    */
-  #retry (job: () => Promise<void>): void {
+  #retry (origin: number, job: () => Promise<void>): void {
     this.#retrying++
-    this.#retries.push(job)
+    this.#retries.push(async () => {
+      const lo = this.#nextId
+      try {
+        await job()
+      } finally {
+        // What it sent (and maybe ops of others sent meanwhile): settled() waits for them too.
+        this.#resends.push({ origin, lo, hi: this.#nextId })
+      }
+    })
     this.#runRetries()
   }
 
@@ -315,15 +325,26 @@ export class Uploader {
   }
 
   /**
-   * Resolves when every operation with an id up to `upTo` is acknowledged (or failed), and no
-   * resend is under way. Later operations may still be pending.
+   * Resolves when every operation with an id up to `upTo` is acknowledged (or failed), and so
+   * is the resend of any of them that was refused. Later operations may still be pending.
    */
   async settled (upTo: number): Promise<void> {
     for (;;) {
+      this.#resends = this.#resends.filter((r) => this.#pendingIn(r.lo, r.hi))
       const first = this.#pending.keys().next()
-      if ((first.done === true || first.value > upTo) && this.#retrying === 0) return
+      const own = first.done !== true && first.value <= upTo
+      if (!own && this.#retrying === 0 && !this.#resends.some((r) => r.origin <= upTo)) return
       await this.#wait()
     }
+  }
+
+  /** Whether an operation with an id in [lo, hi) is pending. */
+  #pendingIn (lo: number, hi: number): boolean {
+    for (const id of this.#pending.keys()) {
+      if (id >= hi) return false
+      if (id >= lo) return true
+    }
+    return false
   }
 
   /** Resolves when every operation sent so far is acknowledged (or failed). */

@@ -14,7 +14,7 @@
  * event for it comes later and finds nothing left to do. Moves seen in halves this way are put
  * together by the client (its #movedAway and #hold).
  */
-import { type FSWatcher, watch } from 'node:fs'
+import { type FSWatcher, lstatSync, statSync, watch } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import watcher from '@parcel/watcher'
 import { isWithin, parentOf } from '@fsyncd/protocol'
@@ -62,7 +62,9 @@ export class TreeWatcher {
       }
       if (paths.length === 0) return
       onDirty(paths)
-      if (self !== undefined) for (const p of paths) self.#heat(parentOf(p))
+      // Folders in use, not a burst over many (a checkout, a build): parcel batches those well.
+      const folders = new Set(paths.map(parentOf))
+      if (self !== undefined && folders.size <= MAX_HOT_FOLDERS) for (const dir of folders) self.#heat(dir)
     }, { ignore })
     self = new TreeWatcher(root, sub, onDirty, ignore.map((i) => relative(root, i).split(sep).join('/')))
     return self
@@ -99,11 +101,22 @@ export class TreeWatcher {
     }
   }
 
-  /** A plain fs.watch of one folder, reporting its entries. */
+  /**
+   * A plain fs.watch of one folder, reporting its entries. It follows the folder's inode, not
+   * its name: once the folder is gone or renamed (an event about itself, or another folder at
+   * its path), the watch ends and the folder's path is reported.
+   */
   #watchOne (dir: string): FSWatcher | undefined {
+    const abs = dir === '' ? this.#root : join(this.#root, dir)
     let w: FSWatcher
     try {
-      w = watch(dir === '' ? this.#root : join(this.#root, dir), { persistent: false }, (_event, name) => {
+      const ino = statSync(abs).ino
+      w = watch(abs, { persistent: false }, (_event, name) => {
+        if (lstatSync(abs, { throwIfNoEntry: false })?.ino !== ino) {
+          w.close()
+          this.#onDirty([dir])
+          return
+        }
         const p = name === null ? dir : dir === '' ? name.toString() : `${dir}/${name.toString()}`
         if (p === '' || this.#ignored.some((i) => isWithin(p, i))) return
         this.#onDirty([p])

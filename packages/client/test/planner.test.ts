@@ -186,3 +186,25 @@ t.test('a plan of nothing changed is empty, and pending hashes are never matched
   t.equal(remote.get('old'), undefined, 'the view of the server leaves a pending file out until its upload knows its hash')
   t.notOk(remote.hasContent(PENDING_HASH))
 })
+
+t.test('a deferred gone path is still where a move starts, and is not deleted while deferred', async (t) => {
+  const file = (i: number): FileEntry => ({ kind: 'file', mode: 0o644, mtime: 1, size: 0, hash: contents[i] as Buffer })
+  const server = new Manifest()
+  server.set('p', { kind: 'dir', mode: 0o755, mtime: 1 })
+  server.set('p/x', { kind: 'dir', mode: 0o755, mtime: 1 })
+  // Empty files and links: no content to match by, only the folder's signature.
+  for (const n of ['e1', 'e2']) server.set(`p/x/${n}`, file(0))
+  server.set('p/x/l', { kind: 'link', mtime: 1, target: 'e1' })
+  server.set('q', file(1))
+  const deferred = (p: string): boolean => isWithin(p, 'p/x') || p === 'q'
+
+  // p/x renamed to p/y; q gone with nothing to claim it.
+  const local = server.clone()
+  local.moveTree('p/x', 'p/y')
+  local.delete('q')
+  const remote = server.clone()
+  const ops = plan(local, remote, ['p', 'q'], () => false, new Set(), deferred)
+  t.same(ops, [{ t: 'move', from: 'p/x', to: 'p/y' }], 'one move from the deferred folder; the deferred q is not deleted')
+  t.ok(remote.has('q'), 'the model keeps what was deferred')
+  t.same(plan(local, remote.clone(), ['q']), [{ t: 'delete', path: 'q' }], 'not deferred any more: deleted')
+})
