@@ -1,8 +1,9 @@
 /**
  * Watch mode's account of its work, and moves it sees in halves: `push --json` prints one
  * `synced` event per sync, counting that sync alone, once the server made it durable; a folder
- * renamed into a new folder (the watcher reports the new folder first and the old one later)
- * is still one move.
+ * renamed into a new folder (the watcher reports the new folder first and the old one later),
+ * or out of the tree and back in elsewhere within the hold of a deletion (0.7 s), is still one
+ * move.
  */
 import t from 'tap'
 import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
@@ -107,5 +108,28 @@ t.test('a folder renamed into a new folder, or out of a busy one, is one move, n
     t.ok(sum('ops') <= 3, `move ${round}: a mkdir and a move (${sum('ops')} ops in ${after.length} syncs)`, { log: sum('ops') <= 3 ? '' : client.stderr().split('\n').filter((l) => /scanning|pushing|moved away/.test(l)).slice(-12).join('\n') })
     t.ok(sum('wireBytesOut') < 1000, `move ${round}: a few hundred bytes out (${sum('wireBytesOut')})`)
   }
+  t.same(diffTrees(src, dest), [], 'the trees match')
+})
+
+t.test('a folder moved out of the tree and back in elsewhere within 0.7 s is one move', async (t) => {
+  const src = tempDir()
+  const dest = tempDir()
+  const outside = tempDir()
+  mkdirSync(join(src, 'a'))
+  mkdirSync(join(src, 'b'))
+  for (let i = 0; i < 10; i++) writeFileSync(join(src, 'a', `f${i}.bin`), seededBytes(900 + i, 8000))
+  const client = await watchJson(t, src, dest)
+  const before = events(client).length
+  // Two halves the watcher cannot put together: the old path's removal, then 150 ms later the
+  // content elsewhere. Deleted at once (before #hold), the server lost it and got it all again.
+  renameSync(join(src, 'a'), join(outside, 'a'))
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  renameSync(join(outside, 'a'), join(src, 'b', 'a'))
+  await waitFor(() => { try { return (diffTrees(src, dest).length === 0 && events(client).length > before) || undefined } catch { return undefined } }, 15_000, () => `the move back: ${client.stderr().slice(-3000)}`, client.exited)
+  await new Promise((resolve) => setTimeout(resolve, 1200)) // past the hold: nothing left to delete
+  const after = events(client).slice(before)
+  const sum = (k: 'ops' | 'filesSent' | 'filesDeduplicated' | 'deleted'): number => after.reduce((n, e) => n + e[k], 0)
+  t.same({ filesSent: sum('filesSent'), filesDeduplicated: sum('filesDeduplicated'), deleted: sum('deleted') }, { filesSent: 0, filesDeduplicated: 0, deleted: 0 }, 'nothing sent again, copied or deleted')
+  t.ok(sum('ops') <= 2, `a move (${sum('ops')} ops in ${after.length} syncs)`)
   t.same(diffTrees(src, dest), [], 'the trees match')
 })
