@@ -90,6 +90,8 @@ const MAX_MOVE_SOURCES = 8
  * watcher to tell where it went (see #hold). Longer than parcel's longest batch (500 ms).
  */
 const HOLD_GONE_MS = 700
+/** Held paths join a plan's scope (as sources of moves) while there are at most this many. */
+const MAX_HELD_IN_SCOPE = 256
 /** --once: passes over files that changed while being sent, before they are reported. */
 const ONCE_PASSES = 3
 const PING_INTERVAL_MS = 30_000
@@ -610,8 +612,13 @@ export class PushClient {
         for (const c of await this.#scanScope(beyond, scan)) changed.add(c)
       }
       this.#hold(changed, claimed)
-      // What is held is gone: in scope, a move can start from it (its deletion waits).
-      for (const h of this.#held.keys()) if (!scope.some((s) => isWithin(h, s))) scope.push(h)
+      // What is held is gone: in scope, a move to what arrived can start from it (its deletion
+      // waits). Not for a mass removal's thousands of held files: a scope that long costs more.
+      const arrived = [...changed].some((p) => this.#tree.manifest.has(p) && !this.#remote.has(p))
+      if (arrived && this.#held.size <= MAX_HELD_IN_SCOPE) {
+        const inScope = new Set(scope)
+        for (const h of this.#held.keys()) if (!covers(inScope, h)) scope.push(h)
+      }
     }
     this.#recheckLater(fresh)
     if (scope.includes('')) this.#guardMassDelete()
