@@ -135,10 +135,7 @@ export class PushClient {
   /** What the last --once run that ended with nothing left to do saw (see sync-mark.ts). */
   #syncMark: SyncMark | undefined
   readonly #stateKey: string
-  readonly #summary: PushSummary = {
-    ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0,
-    wireBytesOut: 0, wireBytesIn: 0, durationMs: 0, failures: [], listed: false,
-  }
+  readonly #summary: PushSummary = emptySummary()
 
   #link: Link | undefined
   #watcher: TreeWatcher | undefined
@@ -391,22 +388,13 @@ export class PushClient {
     const ping = setInterval(() => { conn.send({ t: 'ping' }).catch(() => {}) }, PING_INTERVAL_MS)
     ping.unref()
     // Reported from zero: the first report has the handshake and the listing in its bytes.
-    const reported: PushSummary = { ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0, wireBytesOut: 0, wireBytesIn: 0, durationMs: 0, failures: [], listed: false }
-    return { conn, uploader, answers, ping, listed, reported }
+    return { conn, uploader, answers, ping, listed, reported: emptySummary() }
   }
 
   #retire (link: Link): void {
     const s = this.#summary
     const t = linkTotals(link.uploader, link.conn)
-    s.ops += t.ops
-    s.filesSent += t.filesSent
-    s.filesDeduplicated += t.filesDeduplicated
-    s.deleted += t.deleted
-    s.dataBytes += t.dataBytes
-    s.literalBytes += t.literalBytes
-    s.copiedBytes += t.copiedBytes
-    s.wireBytesOut += t.wireBytesOut
-    s.wireBytesIn += t.wireBytesIn
+    for (const k of COUNTERS) s[k] += t[k]
     s.failures.push(...t.failures)
     clearInterval(link.ping)
     link.conn.destroy()
@@ -434,20 +422,9 @@ export class PushClient {
     const listed = link.listed
     link.reported = now
     link.listed = false
-    return {
-      ops: now.ops - was.ops,
-      filesSent: now.filesSent - was.filesSent,
-      filesDeduplicated: now.filesDeduplicated - was.filesDeduplicated,
-      deleted: now.deleted - was.deleted,
-      dataBytes: now.dataBytes - was.dataBytes,
-      literalBytes: now.literalBytes - was.literalBytes,
-      copiedBytes: now.copiedBytes - was.copiedBytes,
-      wireBytesOut: now.wireBytesOut - was.wireBytesOut,
-      wireBytesIn: now.wireBytesIn - was.wireBytesIn,
-      durationMs: Date.now() - startedAt,
-      failures: now.failures.slice(was.failures.length),
-      listed,
-    }
+    const report = emptySummary()
+    for (const k of COUNTERS) report[k] = now[k] - was[k]
+    return { ...report, durationMs: Date.now() - startedAt, failures: now.failures.slice(was.failures.length), listed }
   }
 
   // ---- reconcile and watch --------------------------------------------------------------------
@@ -969,6 +946,13 @@ function isFatal (err: unknown): boolean {
 export function backoff (attempt: number, minMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
   return Math.round(minMs / 2 + Math.random() * (ceiling - minMs / 2))
+}
+
+/** The fields of a PushSummary that add up across syncs and links. */
+const COUNTERS = ['ops', 'filesSent', 'filesDeduplicated', 'deleted', 'dataBytes', 'literalBytes', 'copiedBytes', 'wireBytesOut', 'wireBytesIn'] as const
+
+function emptySummary (): PushSummary {
+  return { ops: 0, filesSent: 0, filesDeduplicated: 0, deleted: 0, dataBytes: 0, literalBytes: 0, copiedBytes: 0, wireBytesOut: 0, wireBytesIn: 0, durationMs: 0, failures: [], listed: false }
 }
 
 /** What a link did so far: its uploader's counts, its bytes on the wire, its failures. */

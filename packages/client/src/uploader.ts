@@ -350,7 +350,7 @@ export class Uploader {
   /** Resolves when every operation sent so far is acknowledged (or failed). */
   async drain (): Promise<void> {
     await this.#settle()
-    while (this.#pending.size > 0 || this.#retrying > 0) await this.#wait()
+    await this.settled(Infinity)
   }
 
   /** Waits for room in the window, then registers an operation under a new id. */
